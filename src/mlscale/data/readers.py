@@ -171,11 +171,11 @@ def _looks_numeric(value: str) -> bool:
 
 
 def _detect_sep(lines: Sequence[str]) -> str:
-    """The first separator that splits most sample lines into the same number (>= 2) of fields."""
+    """The first separator that splits most (over half the) sample lines into the same number (>= 2) of fields."""
     for sep in _SEPARATORS:
         counts = [len(line.split(sep)) for line in lines]
         mode = max(set(counts), key=counts.count)
-        if mode >= 2 and counts.count(mode) >= 0.8 * len(counts):
+        if mode >= 2 and counts.count(mode) > 0.5 * len(counts):
             return sep
     raise DataFormatError(
         "cannot tell the field separator: no separator among "

@@ -64,7 +64,8 @@ def check_filename(filename: object, source: str) -> str:
         or filename in _RESERVED_FILES
     ):
         raise ArtifactError(
-            f"{source}: malformed manifest: {filename!r} in 'files' is not a plain file name of the version folder"
+            f"{source}: malformed manifest: {filename!r} in 'files' is not a plain file name "
+            "of the version folder"
         )
     return filename
 
@@ -117,8 +118,12 @@ class Manifest:
         }
 
     def to_json(self) -> str:
-        """Pretty, key-sorted, strict JSON (no NaN) ending in a newline."""
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True, allow_nan=False) + "\n"
+        """Pretty, strict JSON (no NaN) ending in a newline.
+
+        Keys keep their order (``metrics`` in particular: the first ones are the
+        key metrics that listings show).
+        """
+        return json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n"
 
     @classmethod
     def from_json(cls, text: str | bytes, *, source: str = "manifest.json") -> Manifest:

@@ -1,0 +1,38 @@
+"""The application contract: how an application plugs into every stage.
+
+An application (``apps/<name>/``) is found through the ``mlscale.apps`` entry
+point group, so the stages and the command line never import one by name.
+It answers the generic verbs it supports (``mlscale train APP``,
+``mlscale evaluate APP``...) and may add commands of its own.
+"""
+
+from __future__ import annotations
+
+import abc
+import argparse
+from typing import Any, ClassVar
+
+__all__ = ["VERBS", "Application"]
+
+#: Generic verbs of the command line: ``mlscale VERB APP ...``.
+VERBS: tuple[str, ...] = ("train", "evaluate", "update", "precompute")
+
+
+class Application(abc.ABC):
+    """One ML application (recommendations, threat detection...)."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    #: The subset of :data:`VERBS` this application answers.
+    verbs: ClassVar[frozenset[str]]
+
+    @abc.abstractmethod
+    def add_arguments(self, verb: str, parser: argparse.ArgumentParser) -> None:
+        """Add the flags of ``mlscale VERB <this app>`` to ``parser``."""
+
+    @abc.abstractmethod
+    def run(self, verb: str, args: argparse.Namespace) -> int:
+        """Carry out ``verb``; return the exit status."""
+
+    def add_commands(self, sub: Any) -> None:  # noqa: B027 - optional hook
+        """Add the application's own top-level commands (optional)."""

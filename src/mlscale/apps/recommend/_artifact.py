@@ -1,0 +1,76 @@
+"""Recommender models to and from the registry (arrays only, never pickles)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from mlscale.apps.recommend.model import ImplicitRecommender
+from mlscale.errors import ArtifactError
+from mlscale.registry import LoadedModel, Manifest, Store
+
+__all__ = ["APP", "from_artifact", "publish_model"]
+
+APP = "recommend"
+_ARRAYS = ("user_factors", "item_factors", "user_ids", "item_ids", "seen_indptr", "seen_indices", "seen_data",
+           "item_popularity")
+
+
+def publish_model(
+    store: Store,
+    name: str,
+    model: ImplicitRecommender,
+    *,
+    metrics: Mapping[str, float],
+    engine: str,
+    data_fingerprint: str,
+    extra: Mapping[str, Any] | None = None,
+) -> Manifest:
+    """Publish a fitted model as a new version of ``recommend/NAME``."""
+    seen = model.seen_
+    arrays = {
+        "user_factors": model.user_factors_,
+        "item_factors": model.item_factors_,
+        "user_ids": model.user_ids_,
+        "item_ids": model.item_ids_,
+        "seen_indptr": seen.indptr,
+        "seen_indices": seen.indices,
+        "seen_data": seen.data,
+        "item_popularity": model.item_popularity_,
+    }
+    info = {"fold_in_weight": model.fold_in_weight_, "users": model.n_users, "items": model.n_items,
+            "interactions": int(seen.nnz), **(extra or {})}
+    return store.publish(APP, name, arrays=arrays, params=model.get_params(), metrics=metrics, engine=engine,
+                         data_fingerprint=data_fingerprint, extra=info)
+
+
+def from_artifact(loaded: LoadedModel) -> ImplicitRecommender:
+    """Rebuild a recommender from a loaded registry version (arrays stay memory-mapped)."""
+    manifest = loaded.manifest
+    if manifest.app != APP:
+        raise ArtifactError(f"{manifest.ref} is a {manifest.app!r} model, not a recommender")
+    missing = [a for a in _ARRAYS if a not in loaded.arrays]
+    if missing:
+        raise ArtifactError(f"{manifest.ref}: the artifact lacks arrays {missing}")
+    a = loaded.arrays
+    try:
+        model = ImplicitRecommender(**manifest.params)
+        seen = sp.csr_matrix((a["seen_data"], a["seen_indices"], a["seen_indptr"]),
+                             shape=(a["user_ids"].size, a["item_ids"].size))
+        if a["user_factors"].shape[0] != a["user_ids"].size or a["item_factors"].shape[0] != a["item_ids"].size:
+            raise ValueError("factor rows do not match the id maps")
+    except (TypeError, ValueError) as exc:
+        raise ArtifactError(f"{manifest.ref}: inconsistent recommender artifact ({exc})") from None
+    model._set_state(
+        user_factors=a["user_factors"],
+        item_factors=a["item_factors"],
+        user_ids=a["user_ids"],
+        item_ids=a["item_ids"],
+        seen=seen,
+        fold_in_weight=float(manifest.extra.get("fold_in_weight", 1.0)),
+        item_popularity=np.asarray(a["item_popularity"]),
+    )
+    return model

@@ -1,0 +1,67 @@
+"""Batch top-K for every user to Parquet, a chunk of users at a time (bounded memory).
+
+Output columns: ``user``, ``rank`` (1 = best), ``item``, ``score``. The file is
+written to a temporary name and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mlscale.apps.recommend.model import ImplicitRecommender
+from mlscale.errors import ValidationError
+
+__all__ = ["precompute"]
+
+
+def precompute(
+    model: ImplicitRecommender,
+    out: str | Path,
+    *,
+    k: int = 100,
+    chunk_users: int = 10_000,
+    exclude_seen: bool = True,
+    on_chunk: Callable[[int], None] | None = None,
+) -> int:
+    """Write every user's top-``k`` to ``out`` (Parquet); returns the rows written."""
+    model._check_fitted()
+    if chunk_users < 1:
+        raise ValidationError(f"expected >= 1, got {chunk_users}", field="chunk_users")
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    id_type = pa.int64() if model.user_ids_.dtype.kind in "iu" else pa.string()
+    item_type = pa.int64() if model.item_ids_.dtype.kind in "iu" else pa.string()
+    schema = pa.schema([("user", id_type), ("rank", pa.int16()), ("item", item_type), ("score", pa.float32())])
+    written = 0
+    try:
+        with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+            for start in range(0, model.n_users, chunk_users):
+                users = model.user_ids_[start:start + chunk_users]
+                recs = model.recommend(users, k=k, exclude_seen=exclude_seen)
+                ok = recs.valid.ravel()
+                n, width = recs.items.shape
+                table = pa.table(
+                    {
+                        "user": pa.array(np.repeat(users, width)[ok], type=id_type),
+                        "rank": pa.array(np.tile(np.arange(1, width + 1, dtype=np.int16), n)[ok]),
+                        "item": pa.array(recs.items.ravel()[ok], type=item_type),
+                        "score": pa.array(recs.scores.ravel()[ok]),
+                    },
+                    schema=schema,
+                )
+                writer.write_table(table)
+                written += table.num_rows
+                if on_chunk is not None:
+                    on_chunk(len(users))
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return written

@@ -1,0 +1,131 @@
+"""The contract every model store keeps, and what loading a model gives back.
+
+:class:`Store` is deliberately small so a second implementation (an object
+store, say) only has to provide these methods; :class:`~mlscale.registry.FileStore`
+is the embedded default.
+"""
+
+from __future__ import annotations
+
+import abc
+import builtins
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import numpy.typing as npt
+import pyarrow as pa
+
+from mlscale.registry._manifest import Manifest
+from mlscale.registry._ref import ModelRef
+
+__all__ = ["LoadedModel", "Store"]
+
+#: Immutable empty mapping, the default for optional mapping arguments.
+NO_ITEMS: Mapping[str, Any] = MappingProxyType({})
+
+
+@dataclass(frozen=True, eq=False)
+class LoadedModel:
+    """A model version read from a store, with its checksums verified.
+
+    ``arrays`` maps each ``<key>.npy`` file to its array (read-only memory
+    maps when loaded with ``mmap=True``) and each member of a ``<key>.npz``
+    file to ``"<key>/<member>"``; ``tables`` maps each ``<key>.parquet``
+    file to its table. ``.json`` and ``.safetensors`` artifacts are checked
+    but not decoded: read them from ``path``.
+    """
+
+    manifest: Manifest
+    path: Path
+    arrays: Mapping[str, npt.NDArray[Any]]
+    tables: Mapping[str, pa.Table]
+
+    @property
+    def ref(self) -> ModelRef:
+        """The exact reference of the loaded version."""
+        return self.manifest.ref
+
+    def __repr__(self) -> str:
+        arrays = ", ".join(f"{k}: {a.dtype}{list(a.shape)}" for k, a in self.arrays.items())
+        tables = ", ".join(f"{k}: {t.num_rows} rows" for k, t in self.tables.items())
+        return f"LoadedModel({self.ref}, arrays={{{arrays}}}, tables={{{tables}}})"
+
+
+class Store(abc.ABC):
+    """Versioned, checksummed, pickle-free model artifacts.
+
+    A model is ``app/name``; each publish adds version 1, 2, 3... which never
+    changes afterwards. ``latest`` always means the highest version; other
+    aliases (``production``, ``staging``...) are moved with :meth:`promote`.
+    """
+
+    @abc.abstractmethod
+    def publish(
+        self,
+        app: str,
+        name: str,
+        *,
+        arrays: Mapping[str, npt.NDArray[Any]] = NO_ITEMS,
+        tables: Mapping[str, pa.Table] = NO_ITEMS,
+        params: Mapping[str, Any],
+        metrics: Mapping[str, float] = NO_ITEMS,
+        engine: str,
+        data_fingerprint: str,
+        extra: Mapping[str, Any] = NO_ITEMS,
+    ) -> Manifest:
+        """Store a new version of ``app/name`` atomically and return its manifest.
+
+        Arrays are saved as ``<key>.npy`` (never pickled: object arrays are
+        refused with :class:`~mlscale.errors.ValidationError`), tables as
+        ``<key>.parquet``. Either may be empty.
+        """
+
+    @abc.abstractmethod
+    def resolve(self, ref: ModelRef | str) -> Manifest:
+        """The manifest of the version ``ref`` names (``latest``, an alias or a number).
+
+        Raises :class:`~mlscale.errors.ModelNotFoundError` listing what exists.
+        """
+
+    @abc.abstractmethod
+    def load(self, ref: ModelRef | str, *, mmap: bool = True, verify: bool = True) -> LoadedModel:
+        """Load the version ``ref`` names, refusing tampered or pickled artifacts.
+
+        ``verify=False`` skips hashing file contents (the cheap checks, pickle
+        refusal included, still run). Raises :class:`~mlscale.errors.ArtifactError`
+        naming the offending file.
+        """
+
+    @abc.abstractmethod
+    def list(self, app: str | None = None) -> builtins.list[Manifest]:
+        """Every version (of one app, or all), sorted by app, name, version."""
+
+    @abc.abstractmethod
+    def aliases(self, app: str, name: str) -> dict[str, int]:
+        """Alias -> version for a model, including ``latest``."""
+
+    @abc.abstractmethod
+    def promote(self, ref: ModelRef | str, alias: str) -> Manifest:
+        """Point ``alias`` at the version ``ref`` resolves to; returns that version's manifest."""
+
+    @abc.abstractmethod
+    def remove(
+        self, ref: ModelRef | str, *, force: bool = False, all_versions: bool = False
+    ) -> builtins.list[Manifest]:
+        """Remove one version (``app/name@3``) or, with ``all_versions``, the whole model.
+
+        A version that an alias other than ``latest`` points to is only
+        removed with ``force=True`` (which also drops those aliases).
+        Returns the manifests of what was removed.
+        """
+
+    @abc.abstractmethod
+    def current_version(self, ref: ModelRef | str) -> int:
+        """The version number ``ref`` resolves to right now, as cheaply as possible.
+
+        Meant for polling (hot swap): it reads only the alias file or the
+        folder listing, never manifests or artifacts.
+        """
