@@ -44,7 +44,7 @@ import shutil
 import sys
 import uuid
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -85,10 +85,14 @@ _BLOCK_ROWS = 1 << 18
 _TABLE_CELLS = 1 << 16
 #: A user prefers enough genres that their focused draws cover at most this
 #: share of those genres' items (keeps repeats rare for heavy users).
-_GENRE_SATURATION = 0.25
+_GENRE_SATURATION = 0.05
 #: Redraw rounds for repeated (user, item) pairs: first by taste, then uniform.
 _TASTE_ROUNDS = 2
 _MAX_ROUNDS = 8
+#: Calibration pilot: rows, rounds and rank bands (see _calibrate).
+_PILOT_ROWS = 1 << 19
+_CALIBRATION_ROUNDS = 2
+_PILOT_BANDS = 48
 #: Share of ratings set by the item's and by the user's own level.
 _RATING_ITEM_SHARE = 0.35
 _RATING_USER_SHARE = 0.25
@@ -464,16 +468,12 @@ def _plan(
     weights[:n_items] = _profile.popularity_weights(
         n_items, np.asarray(profile.popularity_ranks), np.asarray(profile.popularity_shares)
     )
-    cdf = np.concatenate([[0.0], np.cumsum(weights.reshape(n_brackets, k).sum(axis=1))])
-    cdf /= cdf[-1]
-    # Continuous bracket at evenly spaced probabilities: O(1) sampling by lookup.
-    cells = np.linspace(0.0, 1.0, _TABLE_CELLS + 1)
-    inverse_cdf = np.interp(cells, cdf, np.arange(n_brackets + 1, dtype=np.float64))
+    target = weights.reshape(n_brackets, k).sum(axis=1)
     item_ids = rng.permutation(n_items).astype(np.int64) + 1
     item_level = rng.random(n_items, dtype=np.float32)
     rating_probs = np.asarray(profile.rating_probs, dtype=np.float64)
     rating_cdf = np.cumsum(rating_probs / rating_probs.sum())
-    return _Plan(
+    plan = _Plan(
         seed=seed,
         n_items=n_items,
         genres=k,
@@ -482,7 +482,7 @@ def _plan(
         counts=counts,
         bounds=bounds.astype(np.int64),
         row_starts=row_starts.astype(np.int64),
-        inverse_cdf=inverse_cdf,
+        inverse_cdf=_inverse_cdf(target),
         n_brackets=n_brackets,
         item_ids=item_ids,
         item_level=item_level,
@@ -493,6 +493,47 @@ def _plan(
         start_q=np.asarray(profile.time_start_quantiles),
         span_q=np.asarray(profile.time_span_quantiles),
     )
+    return _calibrate(plan, target)
+
+
+def _inverse_cdf(weights: F64) -> F64:
+    """Continuous bracket index at evenly spaced probabilities: O(1) sampling by lookup."""
+    cdf = np.concatenate([[0.0], np.cumsum(weights)])
+    cdf /= cdf[-1]
+    cells = np.linspace(0.0, 1.0, _TABLE_CELLS + 1)
+    return np.asarray(np.interp(cells, cdf, np.arange(weights.size + 1, dtype=np.float64)))
+
+
+def _calibrate(plan: _Plan, target: F64) -> _Plan:
+    """Correct the sampling weights so that the log, after repeats are redrawn, has the fitted curve.
+
+    A user cannot pick an item twice, so the most popular items saturate and
+    drawing by the fitted shares alone under-produces the head (most at small
+    scale, where users see a large part of the catalogue). A pilot run of the
+    first blocks measures the realised popularity per band of ranks and scales
+    the weights by target / realised; two rounds suffice.
+    """
+    n_br = plan.n_brackets
+    pilot = int(np.searchsorted(plan.row_starts[plan.bounds[1:]], _PILOT_ROWS)) + 1
+    pilot = min(pilot, len(plan.bounds) - 1)
+    edges = np.unique(np.concatenate([[0], np.geomspace(1, n_br, _PILOT_BANDS).astype(np.int64)]))
+    edges = edges[edges < n_br]
+    band = np.repeat(np.arange(edges.size), np.diff(np.append(edges, n_br)))
+    want = np.add.reduceat(target, edges)
+    want /= want.sum()
+    weights = target.copy()
+    for _ in range(_CALIBRATION_ROUNDS):
+        seen = np.zeros(edges.size)
+        for index in range(pilot):
+            brackets = _block_ranks(plan, index) // plan.genres
+            seen += np.add.reduceat(np.bincount(brackets, minlength=n_br).astype(np.float64), edges)
+        if seen.sum() == 0:
+            break
+        seen /= seen.sum()
+        factor = np.where(seen > 0, want / np.maximum(seen, 1e-300), 1.0)
+        weights *= np.clip(factor, 0.25, 4.0)[band]
+        plan = replace(plan, inverse_cdf=_inverse_cdf(weights))
+    return plan
 
 
 def _draw(plan: _Plan, x: F64, y: F64, first_genre: I64, n_genres: I64, taste: bool = True) -> I64:
@@ -524,7 +565,14 @@ def _draw(plan: _Plan, x: F64, y: F64, first_genre: I64, n_genres: I64, taste: b
     return rank
 
 
-def _block(plan: _Plan, index: int) -> tuple[I64, I64, npt.NDArray[np.float32], I64]:
+def _block_ranks(plan: _Plan, index: int) -> I64:
+    """Only the popularity ranks of a block (for calibration)."""
+    return _block(plan, index, ranks_only=True)[1]
+
+
+def _block(
+    plan: _Plan, index: int, *, ranks_only: bool = False
+) -> tuple[I64, I64, npt.NDArray[np.float32], I64]:
     u0, u1 = int(plan.bounds[index]), int(plan.bounds[index + 1])
     rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(plan.seed, spawn_key=(1, index))))
     counts = plan.counts[u0:u1]
@@ -578,6 +626,8 @@ def _block(plan: _Plan, index: int) -> tuple[I64, I64, npt.NDArray[np.float32], 
         keys.sort(kind="stable")
     keys -= row_user * n_items
     ranks = keys
+    if ranks_only:
+        return row_user, ranks, np.empty(0, np.float32), row_user
 
     # Ratings: a share of rows take the item's level, a share the user's, the
     # rest a fresh uniform; each part is uniform, so the pmf is kept exactly.

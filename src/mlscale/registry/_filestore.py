@@ -718,7 +718,7 @@ def _load_npy(path: Path, *, mmap: bool) -> npt.NDArray[Any]:
         text = str(err)
         if "pickle" in text or "object" in text.lower():
             raise ArtifactError(
-                f"{path}: refused: the array holds Python objects, which only load through pickle"
+                f"{path}: refused: the file holds Python objects, which only load through pickle"
             ) from None
         raise ArtifactError(f"{path}: not a readable .npy file ({err})") from None
     except (OSError, EOFError) as err:

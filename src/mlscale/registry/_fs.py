@@ -72,7 +72,7 @@ def exclusive_lock(path: Path) -> Iterator[None]:
         return
     import fcntl
 
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)  # the umask decides who may share it
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield

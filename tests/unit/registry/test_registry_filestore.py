@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pytest
 
@@ -30,7 +31,7 @@ def _vdir(store: FileStore, version: int, app: str = "recommend", name: str = "m
 
 def test_publish_load_round_trip_is_bit_identical(store: FileStore) -> None:
     rng = np.random.default_rng(7)
-    arrays = {
+    arrays: dict[str, npt.NDArray[Any]] = {
         "user_factors": rng.standard_normal((64, 16)).astype(np.float32),
         "item_factors": rng.standard_normal((32, 16)),
         "item_ids": np.arange(32, dtype=np.int64) * 3,
@@ -39,6 +40,7 @@ def test_publish_load_round_trip_is_bit_identical(store: FileStore) -> None:
         "scalar": np.array(2.5),
         "empty": np.zeros((0, 4), dtype=np.float32),
     }
+    metrics: dict[str, Any] = {"ndcg@10": 0.5, "precision@10": np.float32(0.25)}  # numpy scalars welcome
     table = pa.table({"item_id": pa.array([1, 2, 3], pa.int32()), "title": ["a", "b", None]})
     manifest = store.publish(
         "recommend",
@@ -46,7 +48,7 @@ def test_publish_load_round_trip_is_bit_identical(store: FileStore) -> None:
         arrays=arrays,
         tables={"items": table},
         params={"factors": 16, "nested": {"a": [1, 2]}, "np_scalar": np.int64(3)},
-        metrics={"ndcg@10": 0.5, "precision@10": np.float32(0.25)},
+        metrics=metrics,
         engine="local",
         data_fingerprint="sha256:abc",
         extra={"note": "first"},
@@ -192,9 +194,13 @@ def test_not_found_errors_list_what_exists(store: FileStore, publish: Publish) -
     store.promote("recommend/ml100k@1", "production")
     with pytest.raises(ModelNotFoundError, match=r"no version 7; versions: 1, 2"):
         store.resolve("recommend/ml100k@7")
-    with pytest.raises(ModelNotFoundError, match=r"no alias 'staging'; aliases: latest -> 2, production -> 1"):
+    with pytest.raises(
+        ModelNotFoundError, match=r"no alias 'staging'; aliases: latest -> 2, production -> 1"
+    ):
         store.load("recommend/ml100k@staging")
-    with pytest.raises(ModelNotFoundError, match=r"no model recommend/other .*models there: recommend/ml100k"):
+    with pytest.raises(
+        ModelNotFoundError, match=r"no model recommend/other .*models there: recommend/ml100k"
+    ):
         store.current_version("recommend/other")
     with pytest.raises(ModelNotFoundError):
         store.aliases("recommend", "other")
@@ -311,7 +317,7 @@ def test_missing_and_unlisted_files_are_refused(store: FileStore, publish: Publi
     publish()
     vdir = _vdir(store, 1)
     np.save(vdir / "extra.npy", np.zeros(3))
-    with pytest.raises(ArtifactError, match="not listed in manifest.json") as info:
+    with pytest.raises(ArtifactError, match=r"not listed in manifest\.json") as info:
         store.load("recommend/ml100k", verify=False)
     assert "extra.npy" in str(info.value)
     (vdir / "extra.npy").unlink()
@@ -347,7 +353,9 @@ def test_unknown_file_type_and_subfolder_and_symlink_are_refused(store: FileStor
         store.load("recommend/ml100k")
 
 
-def test_object_array_smuggled_in_with_a_matching_checksum_is_refused(store: FileStore, publish: Publish) -> None:
+def test_object_array_smuggled_in_with_a_matching_checksum_is_refused(
+    store: FileStore, publish: Publish
+) -> None:
     """Even a manifest that vouches for it cannot make mlscale unpickle an array."""
     from mlscale.registry._checksum import sha256_file
 
@@ -422,7 +430,7 @@ def test_corrupt_aliases_file_is_reported(store: FileStore, publish: Publish) ->
     publish()
     path = store.root / "recommend" / "ml100k" / "aliases.json"
     path.write_text('{"production": "one"}')
-    with pytest.raises(ArtifactError, match="aliases.json: alias 'production' must point to a version"):
+    with pytest.raises(ArtifactError, match=r"aliases\.json: alias 'production' must point to a version"):
         store.resolve("recommend/ml100k@production")
 
 
@@ -477,7 +485,9 @@ def test_path_traversal_and_bad_names_are_refused(store: FileStore, publish: Pub
     assert not (store.root.parent / "x").exists()
 
 
-def test_failed_publish_leaves_no_trace(store: FileStore, publish: Publish, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_publish_leaves_no_trace(
+    store: FileStore, publish: Publish, monkeypatch: pytest.MonkeyPatch
+) -> None:
     publish()
     before = sorted(p.name for p in (store.root / "recommend" / "ml100k").iterdir())
     real_save = np.save
@@ -490,7 +500,7 @@ def test_failed_publish_leaves_no_trace(store: FileStore, publish: Publish, monk
         real_save(*args, **kwargs)
 
     monkeypatch.setattr(np, "save", failing_save)
-    with pytest.raises(RegistryError, match="could not publish recommend/ml100k.*No space left"):
+    with pytest.raises(RegistryError, match=r"could not publish recommend/ml100k.*No space left"):
         publish(seed=1)
     monkeypatch.setattr(np, "save", real_save)
     after = sorted(p.name for p in (store.root / "recommend" / "ml100k").iterdir())
@@ -501,7 +511,9 @@ def test_failed_publish_leaves_no_trace(store: FileStore, publish: Publish, monk
     assert publish(seed=2).version == 2
 
 
-def test_interrupted_publish_cleans_up(store: FileStore, publish: Publish, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_interrupted_publish_cleans_up(
+    store: FileStore, publish: Publish, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import pyarrow.parquet as pq
 
     def interrupted(*args: Any, **kwargs: Any) -> None:
@@ -510,7 +522,7 @@ def test_interrupted_publish_cleans_up(store: FileStore, publish: Publish, monke
     monkeypatch.setattr(pq, "write_table", interrupted)
     with pytest.raises(KeyboardInterrupt):
         publish()
-    assert os.listdir(store.root / "recommend" / "ml100k") in ([], [".lock"])
+    assert [p.name for p in (store.root / "recommend" / "ml100k").iterdir()] in ([], [".lock"])
 
 
 def test_publish_retries_when_another_writer_took_the_number(
@@ -539,7 +551,7 @@ def test_unwritable_table_is_a_validation_error(store: FileStore, publish: Publi
     empty_struct = pa.table({"s": pa.array([{}], pa.struct([]))})
     with pytest.raises(ValidationError, match=r"tables\['bad'\]: cannot be written as Parquet"):
         publish(tables={"ok": table, "bad": empty_struct})
-    assert os.listdir(store.root / "recommend" / "ml100k") in ([], [".lock"])
+    assert [p.name for p in (store.root / "recommend" / "ml100k").iterdir()] in ([], [".lock"])
 
 
 def test_published_files_respect_umask_not_private(store: FileStore, publish: Publish) -> None:
@@ -556,3 +568,39 @@ def test_manifest_returned_equals_manifest_read(store: FileStore, publish: Publi
     assert manifest.extra == {"trained_on": "ml-100k", "tuple": [1, 2]}  # what JSON stores
     assert store.resolve(manifest.ref) == manifest
     assert Manifest.from_json(manifest.to_json()) == manifest
+
+
+@pytest.mark.parametrize("mmap", [True, False])
+def test_truncated_array_is_an_artifact_error_even_unverified(
+    store: FileStore, publish: Publish, mmap: bool
+) -> None:
+    publish()
+    path = _vdir(store, 1) / "user_factors.npy"
+    path.write_bytes(path.read_bytes()[:300])
+    with pytest.raises(ArtifactError) as info:
+        store.load("recommend/ml100k", mmap=mmap, verify=False)
+    assert str(path) in str(info.value)
+    with pytest.raises(ArtifactError, match="checksum mismatch"):
+        store.load("recommend/ml100k", mmap=mmap)
+
+
+def test_other_allowed_formats_are_verified_and_npz_is_loaded(store: FileStore, publish: Publish) -> None:
+    """A version written by another tool may hold .npz and .json files: checked, pickle-free."""
+    from mlscale.registry._checksum import sha256_file
+
+    publish()
+    vdir = _vdir(store, 1)
+    np.savez(vdir / "extra.npz", a=np.arange(3), b=np.ones((2, 2)))
+    (vdir / "vocab.json").write_text('{"x": 1}')
+    manifest = json.loads((vdir / "manifest.json").read_text())
+    for filename in ("extra.npz", "vocab.json"):
+        manifest["files"][filename] = sha256_file(vdir / filename)
+    _rewrite_manifest(vdir, manifest)
+    loaded = store.load("recommend/ml100k")
+    assert np.array_equal(loaded.arrays["extra/a"], np.arange(3))
+    assert np.array_equal(loaded.arrays["extra/b"], np.ones((2, 2)))
+    assert "vocab" not in loaded.arrays
+    assert json.loads((loaded.path / "vocab.json").read_text()) == {"x": 1}
+    (vdir / "vocab.json").write_text('{"x": 2}')
+    with pytest.raises(ArtifactError, match=r"vocab\.json: checksum mismatch"):
+        store.load("recommend/ml100k")

@@ -26,6 +26,7 @@ Cold start, in order:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Self
@@ -107,8 +108,8 @@ class ImplicitRecommender:
         self,
         model: ModelKind = "als",
         factors: int = 64,
-        regularization: float = 0.05,
-        alpha: float = 2.0,
+        regularization: float = 1.0,
+        alpha: float = 1.0,
         iterations: int = 15,
         learning_rate: float = 0.05,
         weighting: Weighting = "bm25",
@@ -223,26 +224,27 @@ class ImplicitRecommender:
 
     # -- ids ----------------------------------------------------------------------
 
-    def _coerce(self, values: Sequence[Any] | npt.NDArray[Any], ids: npt.NDArray[Any], field: str) -> npt.NDArray[Any]:
+    @staticmethod
+    def _coerce(values: Sequence[Any] | npt.NDArray[Any], ids: npt.NDArray[Any], field: str) -> npt.NDArray[Any]:
+        """Ids as the model's id dtype; a value of the wrong type is a ValidationError naming ``field``."""
         arr = np.asarray(values)
         if arr.ndim != 1:
             raise ValidationError("expected a flat list of ids", field=field)
-        if ids.dtype.kind in "iu":
-            if arr.dtype.kind in "iu":
-                return arr.astype(np.int64, copy=False)
-            if arr.dtype.kind == "b" or arr.dtype.kind == "f" or (arr.size and not all(
-                    isinstance(v, (str, int, np.integer)) and str(v).lstrip("-").isdigit() for v in arr.tolist())):
-                bad = next((v for v in arr.tolist() if not (isinstance(v, (str, int)) and not isinstance(v, bool)
-                                                            and str(v).lstrip("-").isdigit())), arr[0])
-                raise ValidationError(f"this model's ids are integers; got {bad!r}", field=field)
-            return arr.astype(np.int64) if arr.size else np.empty(0, np.int64)
-        if arr.dtype.kind == "U":
+        integer_ids = ids.dtype.kind in "iu"
+        if integer_ids and arr.dtype.kind in "iu":
+            return arr.astype(np.int64, copy=False)
+        if not integer_ids and arr.dtype.kind == "U":
             return arr
-        if arr.dtype.kind in "iu" or arr.size == 0:
-            return arr.astype(np.str_)
-        bad = next((v for v in arr.tolist() if not isinstance(v, (str, int)) or isinstance(v, bool)), None)
-        if bad is not None:
-            raise ValidationError(f"this model's ids are strings; got {bad!r}", field=field)
+        # Slow path (ids from text or JSON): check each value.
+        for v in arr.tolist():
+            ok = isinstance(v, (int, str)) and not isinstance(v, bool)
+            if ok and integer_ids and isinstance(v, str):
+                ok = re.fullmatch(r"[+-]?\d{1,18}", v) is not None
+            if not ok:
+                kind = "integers" if integer_ids else "strings"
+                raise ValidationError(f"this model's ids are {kind}; got {v!r}", field=field)
+        if integer_ids:
+            return arr.astype(np.int64) if arr.size else np.empty(0, np.int64)
         return arr.astype(np.str_)
 
     def user_index(self, users: Sequence[Any] | npt.NDArray[Any]) -> npt.NDArray[np.int64]:

@@ -48,7 +48,8 @@ def update_model(model: ImplicitRecommender, new: pa.Table) -> ImplicitRecommend
     n_u, n_i = user_ids.size, item_ids.size
     values = new.column("rating").to_numpy().astype(np.float32)
     old_seen = model.seen_
-    seen = sp.csr_matrix((old_seen.data, old_seen.indices, old_seen.indptr), shape=(n_u, n_i), copy=True)
+    indptr = np.concatenate([old_seen.indptr, np.full(n_u - model.n_users, old_seen.indptr[-1])])
+    seen = sp.csr_matrix((old_seen.data, old_seen.indices, indptr), shape=(n_u, n_i), copy=True)
     seen = (seen + sp.csr_matrix((values, (u, i)), shape=(n_u, n_i))).tocsr()
     seen.sum_duplicates()
     weighted = weight_matrix(seen, model.weighting, model.bm25_k1, model.bm25_b)
