@@ -20,7 +20,9 @@ def add_parser(sub: Any) -> None:
         "recommender on the local engine against popularity, publish it to the registry, promote it to "
         "production and ask it for recommendations (a known user and a cold one).",
     )
-    p.add_argument("--work-dir", type=Path, default=None, help="where to write outputs (default: a temp folder)")
+    p.add_argument(
+        "--work-dir", type=Path, default=None, help="where to write outputs (default: a temp folder)"
+    )
     _common.add_data_dir_arg(p)
     _common.add_registry_arg(p)
     p.set_defaults(handler=_demo)
@@ -35,14 +37,43 @@ def _demo(args: argparse.Namespace) -> int:
     reg = ["--registry", str(registry)]
     steps: list[tuple[str, list[str]]] = [
         ("verify the data set's checksums", ["data", "verify", "movielens-100k", *data]),
-        ("ingest MovieLens-100k into a CSR matrix",
-         ["data", "ingest", "movielens-100k", "--out", str(work / "ml100k-csr"), "--quiet", *data]),
-        ("train ALS and evaluate it against popularity (time split, last 10 per user)",
-         ["train", "recommend", "--data", "movielens-100k", "--name", "movielens", "--evaluate", "--quiet",
-          *data, *reg]),
-        ("promote it to production", ["models", "promote", "recommend/movielens", "--alias", "production", *reg]),
-        ("recommend for user 196, and for new user 100000 who just watched Star Wars (item 50)",
-         ["recommend", "movielens@production", "--users", "196,100000", "--recent-items", "50", "--k", "5", *reg]),
+        (
+            "ingest MovieLens-100k into a CSR matrix",
+            ["data", "ingest", "movielens-100k", "--out", str(work / "ml100k-csr"), "--quiet", *data],
+        ),
+        (
+            "train ALS and evaluate it against popularity (time split, last 10 per user)",
+            [
+                "train",
+                "recommend",
+                "--data",
+                "movielens-100k",
+                "--name",
+                "movielens",
+                "--evaluate",
+                "--quiet",
+                *data,
+                *reg,
+            ],
+        ),
+        (
+            "promote it to production",
+            ["models", "promote", "recommend/movielens", "--alias", "production", *reg],
+        ),
+        (
+            "recommend for user 196, and for new user 100000 who just watched Star Wars (item 50)",
+            [
+                "recommend",
+                "movielens@production",
+                "--users",
+                "196,100000",
+                "--recent-items",
+                "50",
+                "--k",
+                "5",
+                *reg,
+            ],
+        ),
         ("the registry", ["models", "list", *reg]),
     ]
     for n, (title, argv) in enumerate(steps, 1):

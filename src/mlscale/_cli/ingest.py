@@ -10,7 +10,13 @@ from typing import Any
 
 from mlscale._cli import _common
 from mlscale._cli._progress import byte_progress
-from mlscale.data.ingest import DEFAULT_MEMORY_BUDGET, IngestSummary, ingest_matrix, ingest_parquet, parse_size
+from mlscale.data.ingest import (
+    DEFAULT_MEMORY_BUDGET,
+    IngestSummary,
+    ingest_matrix,
+    ingest_parquet,
+    parse_size,
+)
 from mlscale.data.sources import open_interactions
 
 __all__ = ["add_commands", "add_reader_args", "reader_options"]
@@ -20,7 +26,9 @@ def add_reader_args(p: argparse.ArgumentParser) -> None:
     """Flags that say how to read an interaction file (shared with ``train``)."""
     p.add_argument("--sep", help="field separator (default: detected; e.g. ',' '\\t' '::')")
     hdr = p.add_mutually_exclusive_group()
-    hdr.add_argument("--header", dest="header", action="store_true", default=None, help="first line is a header")
+    hdr.add_argument(
+        "--header", dest="header", action="store_true", default=None, help="first line is a header"
+    )
     hdr.add_argument("--no-header", dest="header", action="store_false", help="first line is data")
     p.add_argument("--user-col", help="name of the user column (default: detected)")
     p.add_argument("--item-col", help="name of the item column (default: detected)")
@@ -38,8 +46,14 @@ def add_reader_args(p: argparse.ArgumentParser) -> None:
 
 def reader_options(args: argparse.Namespace) -> dict[str, Any]:
     sep = args.sep.encode().decode("unicode_escape") if args.sep else None
-    opts = {"sep": sep, "header": args.header, "user_col": args.user_col, "item_col": args.item_col,
-            "rating_col": args.rating_col, "time_col": args.time_col}
+    opts = {
+        "sep": sep,
+        "header": args.header,
+        "user_col": args.user_col,
+        "item_col": args.item_col,
+        "rating_col": args.rating_col,
+        "time_col": args.time_col,
+    }
     return {k: v for k, v in opts.items() if v is not None}
 
 
@@ -53,8 +67,11 @@ def add_commands(group: Any) -> None:
     p.add_argument("source", metavar="SOURCE")
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
     p.add_argument("--to", choices=("csr", "parquet"), default="csr", help="output kind (default: csr)")
-    p.add_argument("--memory-budget", default=str(DEFAULT_MEMORY_BUDGET >> 20) + "M",
-                   help="working memory besides the final matrix (default: 256M)")
+    p.add_argument(
+        "--memory-budget",
+        default=str(DEFAULT_MEMORY_BUDGET >> 20) + "M",
+        help="working memory besides the final matrix (default: 256M)",
+    )
     p.add_argument("--rows-per-file", type=int, default=10_000_000, help="Parquet rows per part file")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_reader_args(p)
@@ -63,8 +80,13 @@ def add_commands(group: Any) -> None:
 
 def _ingest(args: argparse.Namespace) -> int:
     budget = parse_size(args.memory_budget)
-    stream = open_interactions(args.source, _common.data_dir(args), id_type=args.id_type,
-                               on_error=args.on_error, **reader_options(args))
+    stream = open_interactions(
+        args.source,
+        _common.data_dir(args),
+        id_type=args.id_type,
+        on_error=args.on_error,
+        **reader_options(args),
+    )
     summary = IngestSummary()
     start = time.perf_counter()
     with byte_progress(stream, disable=args.quiet) as on_batch:

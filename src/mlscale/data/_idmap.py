@@ -48,9 +48,8 @@ class IdMap:
         if not self._values:
             return np.empty(0, dtype=np.int64 if pa.types.is_integer(self.id_type) else np.str_)
         arr = pa.concat_arrays(self._values)
-        if pa.types.is_integer(self.id_type):
-            return arr.to_numpy(zero_copy_only=False).astype(np.int64)
-        return np.asarray(arr.to_numpy(zero_copy_only=False).astype(np.str_))
+        values: npt.NDArray[np.generic] = arr.to_numpy(zero_copy_only=False)
+        return values.astype(np.int64 if pa.types.is_integer(self.id_type) else np.str_)
 
     # -- dense integer ids -------------------------------------------------------
 
@@ -88,9 +87,7 @@ class IdMap:
 
     def _known_values(self) -> pa.Array:
         if self._known is None:
-            self._known = (
-                pa.concat_arrays(self._values) if self._values else pa.array([], type=self.id_type)
-            )
+            self._known = pa.concat_arrays(self._values) if self._values else pa.array([], type=self.id_type)
             self._values = [self._known]
         return self._known
 
@@ -106,4 +103,7 @@ class IdMap:
             self._known = None
             self.size += len(fresh)
             idx = pc.index_in(ids, value_set=self._known_values())
-        return idx.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
+        out: npt.NDArray[np.int32] = (
+            idx.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
+        )
+        return out

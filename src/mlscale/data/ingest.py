@@ -24,7 +24,6 @@ more confidence.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import tempfile
@@ -32,7 +31,6 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -91,7 +89,10 @@ class IngestSummary:
 
     def lines(self) -> list[str]:
         """A human summary, one line each, listing the first bad rows."""
-        out = [f"rows read: {self.rows:,} in {self.seconds:.1f}s ({self.rows / max(self.seconds, 1e-9):,.0f} rows/s)"]
+        out = [
+            f"rows read: {self.rows:,} in {self.seconds:.1f}s "
+            f"({self.rows / max(self.seconds, 1e-9):,.0f} rows/s)"
+        ]
         if self.users or self.items:
             out.append(f"matrix: {self.users:,} users x {self.items:,} items, {self.nnz:,} non-zeros")
         if self.files:
@@ -121,7 +122,7 @@ class MatrixBuilder:
         self.users = IdMap(id_type)
         self.items = IdMap(id_type)
         self._counts = np.zeros(0, dtype=np.int64)
-        self._buffer: list[tuple[npt.NDArray[Any], ...]] = []
+        self._buffer: list[tuple[npt.NDArray[np.int32], npt.NDArray[np.int32], npt.NDArray[np.float32]]] = []
         self._buffered = 0
         self._spill_root = Path(spill_dir) if spill_dir is not None else None
         self._spill: Path | None = None
@@ -160,7 +161,9 @@ class MatrixBuilder:
         self._spilled += self._buffered
         self._buffer, self._buffered = [], 0
 
-    def _chunks(self) -> Iterable[tuple[npt.NDArray[np.int32], npt.NDArray[np.int32], npt.NDArray[np.float32]]]:
+    def _chunks(
+        self,
+    ) -> Iterable[tuple[npt.NDArray[np.int32], npt.NDArray[np.int32], npt.NDArray[np.float32]]]:
         if self._spill is not None:
             step = max(1 << 16, self.memory_budget // _BYTES_PER_ROW_SCATTER)
             handles = [(self._spill / f"{n}.bin").open("rb") for n in ("u", "i", "v")]
@@ -177,8 +180,7 @@ class MatrixBuilder:
             finally:
                 for h in handles:
                     h.close()
-        for u, i, v in self._buffer:
-            yield u, i, v
+        yield from self._buffer
 
     def build(self) -> InteractionMatrix:
         """Allocate the CSR arrays once and scatter every triple into place."""
@@ -204,7 +206,7 @@ class MatrixBuilder:
                 data[pos] = v[order]
                 cursor[us[starts]] += sizes
                 del order, us, rank, pos
-            csr = sp.csr_matrix((data, indices, indptr), shape=(n_users, n_items))
+            csr: sp.csr_matrix = sp.csr_matrix((data, indices, indptr), shape=(n_users, n_items))  # type: ignore[arg-type]
             csr.sum_duplicates()  # sorts each row's columns in place, then merges repeats
             return InteractionMatrix(csr=csr, user_ids=self.users.ids(), item_ids=self.items.ids())
         finally:
@@ -286,15 +288,14 @@ def ingest_parquet(
             raise DataError("no interactions to write")
         if out.exists():
             old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
-            os.rename(out, old)
-            os.rename(tmp, out)
+            out.rename(old)
+            tmp.rename(out)
             shutil.rmtree(old, ignore_errors=True)
         else:
-            os.rename(tmp, out)
+            tmp.rename(out)
     except BaseException:
         if writer is not None:
             writer.close()
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return [out / n for n in names]
-

@@ -28,7 +28,9 @@ from mlscale.errors import DataFormatError
 __all__ = ["InteractionMatrix"]
 
 
-def _lookup(ids: npt.NDArray[Any], sorter: npt.NDArray[np.intp], wanted: npt.ArrayLike) -> npt.NDArray[np.int64]:
+def _lookup(
+    ids: npt.NDArray[Any], sorter: npt.NDArray[np.intp], wanted: npt.ArrayLike
+) -> npt.NDArray[np.int64]:
     wanted_arr = np.asarray(wanted)
     if ids.size == 0:
         return np.full(wanted_arr.shape, -1, dtype=np.int64)
@@ -57,8 +59,10 @@ class InteractionMatrix:
 
     def __post_init__(self) -> None:
         if self.csr.shape != (self.user_ids.size, self.item_ids.size):
-            raise ValueError(f"matrix shape {self.csr.shape} does not match {self.user_ids.size} user ids "
-                             f"and {self.item_ids.size} item ids")
+            raise ValueError(
+                f"matrix shape {self.csr.shape} does not match {self.user_ids.size} user ids "
+                f"and {self.item_ids.size} item ids"
+            )
 
     @classmethod
     def from_arrays(
@@ -132,7 +136,9 @@ class InteractionMatrix:
         }
 
     @classmethod
-    def from_saved_arrays(cls, arrays: dict[str, npt.NDArray[Any]], source: str = "arrays") -> InteractionMatrix:
+    def from_saved_arrays(
+        cls, arrays: dict[str, npt.NDArray[Any]], source: str = "arrays"
+    ) -> InteractionMatrix:
         """Rebuild from the arrays of :meth:`arrays` (e.g. loaded from the registry)."""
         missing = {"indptr", "indices", "data", "user_ids", "item_ids"} - set(arrays)
         if missing:

@@ -43,7 +43,7 @@ import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, Literal, cast
 
 import numpy as np
 import pyarrow as pa
@@ -154,7 +154,7 @@ def _is_gzip(path: Path) -> bool:
 
 def _open_binary(path: Path, compression: str | None) -> IO[bytes]:
     if compression == "gzip":
-        return gzip.open(path, "rb")
+        return cast(IO[bytes], gzip.open(path, "rb"))
     return path.open("rb")
 
 
@@ -171,7 +171,7 @@ def _looks_numeric(value: str) -> bool:
 
 
 def _detect_sep(lines: Sequence[str]) -> str:
-    """The first separator that splits most (over half the) sample lines into the same number (>= 2) of fields."""
+    """The first separator splitting over half the sample lines into one number (>= 2) of fields."""
     for sep in _SEPARATORS:
         counts = [len(line.split(sep)) for line in lines]
         mode = max(set(counts), key=counts.count)
@@ -219,7 +219,9 @@ def sniff_format(
     else:
         columns = tuple(_ROLES[i] if i < len(_ROLES) else f"col{i}" for i in range(len(first)))
     if len(set(columns)) != len(columns):
-        raise DataFormatError(f"duplicate column names in the header: {list(columns)}", path=str(path), line=1)
+        raise DataFormatError(
+            f"duplicate column names in the header: {list(columns)}", path=str(path), line=1
+        )
     return TextFormat(sep=sep, header=header, columns=columns, compression=compression, encoding=encoding)
 
 
@@ -255,7 +257,8 @@ def _resolve_roles(
                 hint=f"name it with --{role}-col",
             )
     user, item = found["user"], found["item"]
-    assert user is not None and item is not None
+    if user is None or item is None:  # pragma: no cover - raised above
+        raise AssertionError
     return _Roles(user=user, item=item, rating=found["rating"], timestamp=found["timestamp"])
 
 
@@ -309,7 +312,9 @@ class InteractionReader:
             self.id_type = _parquet_id_type(pschema.field(self.roles.user).type, id_type)
         else:
             if self.path.stat().st_size == 0:
-                raise DataError(f"{self.path}: the file is empty: expected interaction rows (user, item, ...)")
+                raise DataError(
+                    f"{self.path}: the file is empty: expected interaction rows (user, item, ...)"
+                )
             fmt = sniff_format(self.path, sep=sep, header=header, encoding=encoding)
             if columns is not None:
                 fmt = TextFormat(fmt.sep, fmt.header, tuple(columns), fmt.compression, fmt.encoding)
@@ -322,7 +327,9 @@ class InteractionReader:
                     f"splitting on {fmt.sep!r} gives one field per line: expected at least user and item",
                     path=str(self.path),
                     line=1,
-                    hint=f"the file looks {guess!r}-separated: pass --sep {guess!r}" if guess else "check --sep",
+                    hint=f"the file looks {guess!r}-separated: pass --sep {guess!r}"
+                    if guess
+                    else "check --sep",
                 )
             self.format = fmt
             self.roles = _resolve_roles(self.path, fmt.columns, given, fmt.header)
@@ -373,8 +380,11 @@ class InteractionReader:
             return pa.int64()
         fields = lines[0].rstrip("\r").replace(self.format.sep, _UNIT_SEP).split(_UNIT_SEP)
         cols = list(self.format.columns)
-        ids = [fields[cols.index(c)].strip().strip('"') for c in (self.roles.user, self.roles.item)
-               if cols.index(c) < len(fields)]
+        ids = [
+            fields[cols.index(c)].strip().strip('"')
+            for c in (self.roles.user, self.roles.item)
+            if cols.index(c) < len(fields)
+        ]
         return pa.int64() if all(re.match(_INT_RE, v) for v in ids) else pa.string()
 
     def _blocks(self) -> Iterator[tuple[int, bytes]]:
@@ -386,7 +396,7 @@ class InteractionReader:
         piece = min(self.block_bytes, 64 << 10 if self.format.compression else 4 << 20)
         raw = self.path.open("rb")
         try:
-            fh: IO[bytes] = gzip.GzipFile(fileobj=raw) if self.format.compression == "gzip" else raw
+            fh = cast(IO[bytes], gzip.GzipFile(fileobj=raw)) if self.format.compression == "gzip" else raw
             eof = False
             while not eof:
                 parts = [carry]
@@ -507,15 +517,19 @@ class InteractionReader:
         row_reasons: list[tuple[int, str]] = []
         for name, typ in self._types().items():
             col = table.column(name)
-            pattern = _INT_RE if pa.types.is_integer(typ) else _FLOAT_RE if pa.types.is_floating(typ) else r"\S"
+            pattern = (
+                _INT_RE if pa.types.is_integer(typ) else _FLOAT_RE if pa.types.is_floating(typ) else r"\S"
+            )
             ok = pc.match_substring_regex(col, pattern).to_numpy(zero_copy_only=False)
             role = next(r for r in _ROLES if getattr(self.roles, r) == name)
             expected = {"int64": "an integer", "float": "a number"}.get(str(typ), "a non-empty value")
             for i in np.flatnonzero(~ok & keep):
-                row_reasons.append((int(i), f"{role} column {name!r}: expected {expected}, got {col[i].as_py()!r}"))
+                row_reasons.append(
+                    (int(i), f"{role} column {name!r}: expected {expected}, got {col[i].as_py()!r}")
+                )
             keep &= ok
-        for i, reason in row_reasons:
-            bad.append(BadRow(line=int(kept_lines[i]), reason=reason, text=_row_text(table, i)))
+        for row, reason in row_reasons:
+            bad.append(BadRow(line=int(kept_lines[row]), reason=reason, text=_row_text(table, row)))
         bad.sort(key=lambda b: b.line)
         if bad and self.on_error == "raise":
             first = bad[0]

@@ -25,8 +25,9 @@ _DATA_SUFFIXES = (".parquet", ".csv", ".tsv", ".dat", ".data", ".txt", ".gz")
 class InteractionStream:
     """Record batches of interactions from one or more files, with read statistics."""
 
-    def __init__(self, name: str, readers: list[InteractionReader] | None = None,
-                 table: pa.Table | None = None) -> None:
+    def __init__(
+        self, name: str, readers: list[InteractionReader] | None = None, table: pa.Table | None = None
+    ) -> None:
         self.name = name
         self._readers = readers or []
         self._table = table
@@ -35,8 +36,10 @@ class InteractionStream:
         elif self._readers:
             types = {r.id_type for r in self._readers}
             if len(types) > 1:
-                raise DataError(f"{name}: the files disagree on the id type (some integer, some text)",
-                                hint="pass --id-type str")
+                raise DataError(
+                    f"{name}: the files disagree on the id type (some integer, some text)",
+                    hint="pass --id-type str",
+                )
             self.schema = self._readers[0].schema
         else:
             raise DataError(f"{name}: no interaction files found")
@@ -67,11 +70,13 @@ class InteractionStream:
     @property
     def bytes_read(self) -> int:
         if self._table is not None:
-            return self._table.nbytes
+            return int(self._table.nbytes)
         return sum(r.bytes_read for r in self._readers)
 
 
-def _catalogue_stream(name: str, data_dir: Path, id_type: IdType, on_error: OnError) -> InteractionStream | None:
+def _catalogue_stream(
+    name: str, data_dir: Path, id_type: IdType, on_error: OnError
+) -> InteractionStream | None:
     from mlscale.data import catalogue
 
     try:
@@ -119,14 +124,20 @@ def open_interactions(
 
         catalogue.get_dataset(spec)  # raises the catalogue's error, with suggestions
     if not path.exists():
-        raise DataError(f"{path}: no such file or folder, and not a catalogue data set",
-                        hint="`mlscale data list` shows the catalogue")
+        raise DataError(
+            f"{path}: no such file or folder, and not a catalogue data set",
+            hint="`mlscale data list` shows the catalogue",
+        )
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith((".", "_"))
-                       and p.name.endswith(_DATA_SUFFIXES))
+        files = sorted(
+            p
+            for p in path.iterdir()
+            if p.is_file() and not p.name.startswith((".", "_")) and p.name.endswith(_DATA_SUFFIXES)
+        )
         if not files:
             raise DataError(f"{path}: no data files in this folder (expected {', '.join(_DATA_SUFFIXES)})")
         readers = [InteractionReader(f, id_type=id_type, on_error=on_error, **reader_options) for f in files]
         return InteractionStream(str(path), readers)
-    return InteractionStream(str(path), [InteractionReader(path, id_type=id_type, on_error=on_error,
-                                                            **reader_options)])
+    return InteractionStream(
+        str(path), [InteractionReader(path, id_type=id_type, on_error=on_error, **reader_options)]
+    )

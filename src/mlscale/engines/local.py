@@ -31,5 +31,9 @@ class LocalEngine(Engine):
         return self._threads or (os.cpu_count() or 1)
 
     def describe(self) -> dict[str, Any]:
-        return {"engine": self.name, "threads": self.threads, "host": platform.node(),
-                "python": platform.python_version()}
+        return {
+            "engine": self.name,
+            "threads": self.threads,
+            "host": platform.node(),
+            "python": platform.python_version(),
+        }

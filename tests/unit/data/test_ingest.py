@@ -12,8 +12,12 @@ from mlscale.data.matrix import InteractionMatrix
 from mlscale.data.readers import InteractionReader, interaction_schema
 from mlscale.errors import DataError, ValidationError
 
+INT64 = pa.int64()
 
-def batches(users: np.ndarray, items: np.ndarray, size: int, id_type: pa.DataType = pa.int64()) -> list[pa.RecordBatch]:
+
+def batches(
+    users: np.ndarray, items: np.ndarray, size: int, id_type: pa.DataType = INT64
+) -> list[pa.RecordBatch]:
     schema = interaction_schema(id_type)
     out = []
     for s in range(0, users.size, size):

@@ -15,8 +15,16 @@ from mlscale.registry import LoadedModel, Manifest, Store
 __all__ = ["APP", "from_artifact", "publish_model"]
 
 APP = "recommend"
-_ARRAYS = ("user_factors", "item_factors", "user_ids", "item_ids", "seen_indptr", "seen_indices", "seen_data",
-           "item_popularity")
+_ARRAYS = (
+    "user_factors",
+    "item_factors",
+    "user_ids",
+    "item_ids",
+    "seen_indptr",
+    "seen_indices",
+    "seen_data",
+    "item_popularity",
+)
 
 
 def publish_model(
@@ -41,10 +49,23 @@ def publish_model(
         "seen_data": seen.data,
         "item_popularity": model.item_popularity_,
     }
-    info = {"fold_in_weight": model.fold_in_weight_, "users": model.n_users, "items": model.n_items,
-            "interactions": int(seen.nnz), **(extra or {})}
-    return store.publish(APP, name, arrays=arrays, params=model.get_params(), metrics=metrics, engine=engine,
-                         data_fingerprint=data_fingerprint, extra=info)
+    info = {
+        "fold_in_weight": model.fold_in_weight_,
+        "users": model.n_users,
+        "items": model.n_items,
+        "interactions": int(seen.nnz),
+        **(extra or {}),
+    }
+    return store.publish(
+        APP,
+        name,
+        arrays=arrays,
+        params=model.get_params(),
+        metrics=metrics,
+        engine=engine,
+        data_fingerprint=data_fingerprint,
+        extra=info,
+    )
 
 
 def from_artifact(loaded: LoadedModel) -> ImplicitRecommender:
@@ -58,9 +79,14 @@ def from_artifact(loaded: LoadedModel) -> ImplicitRecommender:
     a = loaded.arrays
     try:
         model = ImplicitRecommender(**manifest.params)
-        seen = sp.csr_matrix((a["seen_data"], a["seen_indices"], a["seen_indptr"]),
-                             shape=(a["user_ids"].size, a["item_ids"].size))
-        if a["user_factors"].shape[0] != a["user_ids"].size or a["item_factors"].shape[0] != a["item_ids"].size:
+        seen = sp.csr_matrix(
+            (a["seen_data"], a["seen_indices"], a["seen_indptr"]),
+            shape=(a["user_ids"].size, a["item_ids"].size),
+        )
+        if (
+            a["user_factors"].shape[0] != a["user_ids"].size
+            or a["item_factors"].shape[0] != a["item_ids"].size
+        ):
             raise ValueError("factor rows do not match the id maps")
     except (TypeError, ValueError) as exc:
         raise ArtifactError(f"{manifest.ref}: inconsistent recommender artifact ({exc})") from None

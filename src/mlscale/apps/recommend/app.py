@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+import pyarrow as pa
 
 from mlscale._cli import _common
 from mlscale._cli.ingest import add_reader_args, reader_options
 from mlscale.apps.base import Application
 from mlscale.apps.recommend._artifact import APP, from_artifact, publish_model
-from mlscale.apps.recommend.evaluate import evaluate_recommender
+from mlscale.apps.recommend.evaluate import SplitMethod, evaluate_recommender
 from mlscale.apps.recommend.model import ImplicitRecommender, Recommendations
 from mlscale.apps.recommend.precompute import precompute
 from mlscale.apps.recommend.update import update_model
@@ -33,16 +34,34 @@ _DEFAULTS = ImplicitRecommender()
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--model", dest="model_kind", choices=("als", "bpr"), default="als", help="default: als")
-    g.add_argument("--factors", type=int, default=_DEFAULTS.factors, help="latent factors (default: %(default)s)")
-    g.add_argument("--regularization", type=float, default=_DEFAULTS.regularization,
-                   help="L2 regularisation (default: %(default)s)")
-    g.add_argument("--alpha", type=float, default=_DEFAULTS.alpha,
-                   help="ALS confidence: C = 1 + alpha * weight (default: %(default)s)")
-    g.add_argument("--iterations", type=int, default=None,
-                   help=f"training iterations (default: {_DEFAULTS.iterations} for ALS, 100 for BPR)")
+    g.add_argument(
+        "--factors", type=int, default=_DEFAULTS.factors, help="latent factors (default: %(default)s)"
+    )
+    g.add_argument(
+        "--regularization",
+        type=float,
+        default=_DEFAULTS.regularization,
+        help="L2 regularisation (default: %(default)s)",
+    )
+    g.add_argument(
+        "--alpha",
+        type=float,
+        default=_DEFAULTS.alpha,
+        help="ALS confidence: C = 1 + alpha * weight (default: %(default)s)",
+    )
+    g.add_argument(
+        "--iterations",
+        type=int,
+        default=None,
+        help=f"training iterations (default: {_DEFAULTS.iterations} for ALS, 100 for BPR)",
+    )
     g.add_argument("--learning-rate", type=float, default=_DEFAULTS.learning_rate, help="BPR learning rate")
-    g.add_argument("--weighting", choices=("bm25", "tfidf", "none"), default=_DEFAULTS.weighting,
-                   help="weighting of the interaction matrix (default: %(default)s)")
+    g.add_argument(
+        "--weighting",
+        choices=("bm25", "tfidf", "none"),
+        default=_DEFAULTS.weighting,
+        help="weighting of the interaction matrix (default: %(default)s)",
+    )
     g.add_argument("--bm25-k1", type=float, default=_DEFAULTS.bm25_k1, help=argparse.SUPPRESS)
     g.add_argument("--bm25-b", type=float, default=_DEFAULTS.bm25_b, help=argparse.SUPPRESS)
     g.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
@@ -53,16 +72,26 @@ def _add_engine_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--engine", choices=ENGINES, default="local", help="where training runs (default: local)")
     g.add_argument("--threads", type=int, default=0, help="local engine threads (default: 0 = all cores)")
     g.add_argument("--spark-master", default=None, help="Spark master URL (default: local[*])")
-    g.add_argument("--spark-conf", action="append", default=[], metavar="KEY=VALUE",
-                   help="Spark setting (repeatable)")
+    g.add_argument(
+        "--spark-conf", action="append", default=[], metavar="KEY=VALUE", help="Spark setting (repeatable)"
+    )
 
 
 def _params(args: argparse.Namespace, threads: int) -> ImplicitRecommender:
-    iterations = args.iterations if args.iterations is not None else (100 if args.model_kind == "bpr" else None)
+    iterations = (
+        args.iterations if args.iterations is not None else (100 if args.model_kind == "bpr" else None)
+    )
     model = ImplicitRecommender(
-        model=args.model_kind, factors=args.factors, regularization=args.regularization, alpha=args.alpha,
-        learning_rate=args.learning_rate, weighting=args.weighting, bm25_k1=args.bm25_k1, bm25_b=args.bm25_b,
-        threads=threads, seed=args.seed,
+        model=args.model_kind,
+        factors=args.factors,
+        regularization=args.regularization,
+        alpha=args.alpha,
+        learning_rate=args.learning_rate,
+        weighting=args.weighting,
+        bm25_k1=args.bm25_k1,
+        bm25_b=args.bm25_b,
+        threads=threads,
+        seed=args.seed,
     )
     if iterations is not None:
         model.iterations = iterations
@@ -105,34 +134,58 @@ class RecommendApp(Application):
 
     def add_arguments(self, verb: str, parser: argparse.ArgumentParser) -> None:
         if verb == "train":
-            parser.add_argument("--data", required=True, help="catalogue name, file or folder of interactions")
+            parser.add_argument(
+                "--data", required=True, help="catalogue name, file or folder of interactions"
+            )
             parser.add_argument("--name", required=True, help="model name in the registry")
-            parser.add_argument("--memory-budget", default=f"{DEFAULT_MEMORY_BUDGET >> 20}M",
-                                help="ingest working memory (default: 256M)")
-            parser.add_argument("--evaluate", action="store_true",
-                                help="also measure quality on a held-out split and store the metrics")
+            parser.add_argument(
+                "--memory-budget",
+                default=f"{DEFAULT_MEMORY_BUDGET >> 20}M",
+                help="ingest working memory (default: 256M)",
+            )
+            parser.add_argument(
+                "--evaluate",
+                action="store_true",
+                help="also measure quality on a held-out split and store the metrics",
+            )
             parser.add_argument("--quiet", action="store_true", help="no progress bar")
             _add_model_args(parser)
             _add_engine_args(parser)
             add_reader_args(parser)
             _common.add_registry_arg(parser)
         elif verb == "evaluate":
-            parser.add_argument("--data", required=True, help="catalogue name, file or folder of interactions")
-            parser.add_argument("--split", choices=("time", "random"), default=None,
-                                help="time: each user's last --n-test held out (default when the data has "
-                                "timestamps); random: --test-fraction held out")
-            parser.add_argument("--n-test", type=int, default=10, help="held-out interactions per user (time)")
+            parser.add_argument(
+                "--data", required=True, help="catalogue name, file or folder of interactions"
+            )
+            parser.add_argument(
+                "--split",
+                choices=("time", "random"),
+                default=None,
+                help="time: each user's last --n-test held out (default when the data has "
+                "timestamps); random: --test-fraction held out",
+            )
+            parser.add_argument(
+                "--n-test", type=int, default=10, help="held-out interactions per user (time)"
+            )
             parser.add_argument("--test-fraction", type=float, default=0.2, help="held-out share (random)")
             parser.add_argument("--k", type=int, default=10, help="metrics at k (default: 10)")
-            parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="write the report as JSON")
+            parser.add_argument(
+                "--json", type=Path, default=None, metavar="FILE", help="write the report as JSON"
+            )
             _add_model_args(parser)
             _add_engine_args(parser)
             add_reader_args(parser)
         elif verb == "update":
-            parser.add_argument("model_name", metavar="NAME", help="model to update: NAME or recommend/NAME@alias")
+            parser.add_argument(
+                "model_name", metavar="NAME", help="model to update: NAME or recommend/NAME@alias"
+            )
             parser.add_argument("--data", required=True, help="file or folder of new interactions")
-            parser.add_argument("--promote", metavar="ALIAS", default=None,
-                                help="point ALIAS (e.g. production) at the new version")
+            parser.add_argument(
+                "--promote",
+                metavar="ALIAS",
+                default=None,
+                help="point ALIAS (e.g. production) at the new version",
+            )
             add_reader_args(parser)
             _common.add_registry_arg(parser)
         elif verb == "precompute":
@@ -145,9 +198,12 @@ class RecommendApp(Application):
             _common.add_registry_arg(parser)
 
     def add_commands(self, sub: Any) -> None:
-        p = sub.add_parser("recommend", help="recommend items to users, or items similar to items",
-                           description="Top-k items for users from a registry model. Unknown users are "
-                           "folded in from --recent-items, else get the most popular items.")
+        p = sub.add_parser(
+            "recommend",
+            help="recommend items to users, or items similar to items",
+            description="Top-k items for users from a registry model. Unknown users are "
+            "folded in from --recent-items, else get the most popular items.",
+        )
         p.add_argument("model_name", metavar="MODEL", help="NAME or recommend/NAME[@alias|version]")
         who = p.add_mutually_exclusive_group(required=True)
         who.add_argument("--users", help="user ids, comma or space separated")
@@ -164,8 +220,12 @@ class RecommendApp(Application):
     # -- verbs ------------------------------------------------------------------------
 
     def run(self, verb: str, args: argparse.Namespace) -> int:
-        handler = {"train": self._train, "evaluate": self._evaluate, "update": self._update,
-                   "precompute": self._precompute}[verb]
+        handler = {
+            "train": self._train,
+            "evaluate": self._evaluate,
+            "update": self._update,
+            "precompute": self._precompute,
+        }[verb]
         return handler(args)
 
     def _store(self, args: argparse.Namespace) -> Store:
@@ -175,43 +235,71 @@ class RecommendApp(Application):
         ModelRef.parse(f"{APP}/{args.name}")  # a bad name fails now, not after training
         budget = parse_size(args.memory_budget)
         store = self._store(args)
-        stream = open_interactions(args.data, _common.data_dir(args), id_type=args.id_type,
-                                   on_error=args.on_error, **reader_options(args))
+        stream = open_interactions(
+            args.data,
+            _common.data_dir(args),
+            id_type=args.id_type,
+            on_error=args.on_error,
+            **reader_options(args),
+        )
         with get_engine(args.engine, **_engine_options(args)) as engine:
             if engine.name != "local":
                 raise ConfigError(f"the recommender cannot train on the {engine.name!r} engine yet")
             start = time.perf_counter()
             matrix = ingest_matrix(stream, memory_budget=budget)
             ingest_s = time.perf_counter() - start
-            print(f"data: {matrix.shape[0]:,} users x {matrix.shape[1]:,} items, {matrix.nnz:,} interactions "
-                  f"({ingest_s:.1f}s)" + (f"; {stream.bad_rows:,} bad rows skipped" if stream.bad_rows else ""))
+            print(
+                f"data: {matrix.shape[0]:,} users x {matrix.shape[1]:,} items, {matrix.nnz:,} interactions "
+                f"({ingest_s:.1f}s)" + (f"; {stream.bad_rows:,} bad rows skipped" if stream.bad_rows else "")
+            )
             model = _params(args, engine.threads)
             start = time.perf_counter()
             model.fit(matrix, progress=not args.quiet and sys.stderr.isatty())
             fit_s = time.perf_counter() - start
-            metrics: dict[str, float] = {"train_seconds": round(fit_s, 3), "ingest_seconds": round(ingest_s, 3)}
+            metrics: dict[str, float] = {
+                "train_seconds": round(fit_s, 3),
+                "ingest_seconds": round(ingest_s, 3),
+            }
             if args.evaluate:
-                report = evaluate_recommender(stream.read_all(), _params(args, engine.threads),
-                                              split=_default_split(stream))
+                report = evaluate_recommender(
+                    stream.read_all(), _params(args, engine.threads), split=_default_split(stream)
+                )
                 print(report.table())
                 metrics.update(report.metrics())
-            manifest = publish_model(store, args.name, model, metrics=metrics, engine=engine.name,
-                                     data_fingerprint=matrix.fingerprint(),
-                                     extra={"data": str(args.data), "bad_rows": stream.bad_rows,
-                                            "engine_info": engine.describe()})
+            manifest = publish_model(
+                store,
+                args.name,
+                model,
+                metrics=metrics,
+                engine=engine.name,
+                data_fingerprint=matrix.fingerprint(),
+                extra={"data": str(args.data), "bad_rows": stream.bad_rows, "engine_info": engine.describe()},
+            )
         print(f"trained {model.model} in {fit_s:.1f}s; published {manifest.ref} to {store_root(store)}")
         return 0
 
     def _evaluate(self, args: argparse.Namespace) -> int:
-        stream = open_interactions(args.data, _common.data_dir(args), id_type=args.id_type,
-                                   on_error=args.on_error, **reader_options(args))
+        stream = open_interactions(
+            args.data,
+            _common.data_dir(args),
+            id_type=args.id_type,
+            on_error=args.on_error,
+            **reader_options(args),
+        )
         table = stream.read_all()
         with get_engine(args.engine, **_engine_options(args)) as engine:
             if engine.name != "local":
                 raise ConfigError(f"the recommender cannot evaluate on the {engine.name!r} engine yet")
-            split = args.split or _default_split_table(table)
-            report = evaluate_recommender(table, _params(args, engine.threads), split=split, k=args.k,
-                                          n_test=args.n_test, test_fraction=args.test_fraction, seed=args.seed)
+            split: SplitMethod = args.split or _default_split_table(table)
+            report = evaluate_recommender(
+                table,
+                _params(args, engine.threads),
+                split=split,
+                k=args.k,
+                n_test=args.n_test,
+                test_fraction=args.test_fraction,
+                seed=args.seed,
+            )
         print(f"data: {args.data} ({table.num_rows:,} interactions)")
         print(report.table())
         if args.json:
@@ -225,20 +313,31 @@ class RecommendApp(Application):
         ref = _model_ref(args.model_name)
         loaded = store.load(ref)
         model = from_artifact(loaded)
-        stream = open_interactions(args.data, _common.data_dir(args), id_type=args.id_type,
-                                   on_error=args.on_error, **reader_options(args))
+        stream = open_interactions(
+            args.data,
+            _common.data_dir(args),
+            id_type=args.id_type,
+            on_error=args.on_error,
+            **reader_options(args),
+        )
         new = stream.read_all()
         start = time.perf_counter()
         updated = update_model(model, new)
         took = time.perf_counter() - start
         old = loaded.manifest
         manifest = publish_model(
-            store, old.name, updated, metrics={"update_seconds": round(took, 3)}, engine="local",
+            store,
+            old.name,
+            updated,
+            metrics={"update_seconds": round(took, 3)},
+            engine="local",
             data_fingerprint=old.data_fingerprint + f"+update:{new.num_rows}",
             extra={"updated_from": old.version, "update_rows": new.num_rows, "data": str(args.data)},
         )
-        print(f"folded {new.num_rows:,} interactions into {old.ref} in {took:.2f}s "
-              f"(+{updated.n_users - model.n_users} users, +{updated.n_items - model.n_items} items)")
+        print(
+            f"folded {new.num_rows:,} interactions into {old.ref} in {took:.2f}s "
+            f"(+{updated.n_users - model.n_users} users, +{updated.n_items - model.n_items} items)"
+        )
         print(f"published {manifest.ref}")
         if args.promote:
             store.promote(manifest.ref, args.promote)
@@ -252,11 +351,14 @@ class RecommendApp(Application):
         model = from_artifact(store.load(_model_ref(args.model)))
         model._check_k(args.k, model.n_items)
         start = time.perf_counter()
-        rows = precompute(model, args.out, k=args.k, chunk_users=args.chunk_users,
-                          exclude_seen=not args.include_seen)
+        rows = precompute(
+            model, args.out, k=args.k, chunk_users=args.chunk_users, exclude_seen=not args.include_seen
+        )
         took = time.perf_counter() - start
-        print(f"{model.n_users:,} users, {rows:,} rows in {took:.1f}s "
-              f"({model.n_users / max(took, 1e-9):,.0f} users/s) -> {args.out}")
+        print(
+            f"{model.n_users:,} users, {rows:,} rows in {took:.1f}s "
+            f"({model.n_users / max(took, 1e-9):,.0f} users/s) -> {args.out}"
+        )
         return 0
 
     def _recommend_cmd(self, args: argparse.Namespace) -> int:
@@ -271,7 +373,9 @@ class RecommendApp(Application):
             raise ValidationError("expected at least one user id", field="--users")
         recent = {u: _ids(args.recent_items) for u in users} if args.recent_items else None
         recs = model.recommend(
-            users, k=args.k, exclude_seen=not args.include_seen,
+            users,
+            k=args.k,
+            exclude_seen=not args.include_seen,
             include=_ids(args.include) if args.include else None,
             exclude=_ids(args.exclude) if args.exclude else None,
             recent_items=recent,
@@ -279,12 +383,13 @@ class RecommendApp(Application):
         return _print_recs(users, recs, args.json, "user")
 
 
-def _default_split(stream: Any) -> str:
+def _default_split(stream: Any) -> SplitMethod:
     return _default_split_table(stream.read_all())
 
 
-def _default_split_table(table: Any) -> Any:
-    return "random" if table.column("timestamp").null_count == table.num_rows else "time"
+def _default_split_table(table: pa.Table) -> SplitMethod:
+    has_time = table.column("timestamp").null_count < table.num_rows
+    return "time" if has_time else "random"
 
 
 def store_root(store: Store) -> str:
@@ -294,8 +399,10 @@ def store_root(store: Store) -> str:
 def _print_recs(keys: list[str], recs: Recommendations, as_json: bool, label: str) -> int:
     rows = recs.to_lists()
     if as_json:
-        out = [{label: k, "strategy": str(s), "items": [{"item": i, "score": round(sc, 6)} for i, sc in r]}
-               for k, s, r in zip(keys, recs.strategy, rows, strict=True)]
+        out = [
+            {label: k, "strategy": str(s), "items": [{"item": i, "score": round(sc, 6)} for i, sc in r]}
+            for k, s, r in zip(keys, recs.strategy, rows, strict=True)
+        ]
         print(json.dumps(out, default=lambda o: o.item() if isinstance(o, np.generic) else str(o)))
         return 0
     for key, strategy, row in zip(keys, recs.strategy, rows, strict=True):

@@ -79,8 +79,9 @@ def split_interactions(
             raise ValidationError(f"expected >= 1, got {n_test}", field="n_test")
         ts = table.column("timestamp")
         if ts.null_count == n:
-            raise DataError("the data has no timestamps, so a time-based split is impossible",
-                            hint="use --split random")
+            raise DataError(
+                "the data has no timestamps, so a time-based split is impossible", hint="use --split random"
+            )
         times = ts.fill_null(0).to_numpy().astype(np.int64)
         order = np.lexsort((np.arange(n), times, codes))
         sorted_codes = codes[order]
@@ -93,7 +94,9 @@ def split_interactions(
         is_test[order] = test_sorted
     elif method == "random":
         if not 0 < test_fraction < 1:
-            raise ValidationError(f"expected 0 < test_fraction < 1, got {test_fraction}", field="test_fraction")
+            raise ValidationError(
+                f"expected 0 < test_fraction < 1, got {test_fraction}", field="test_fraction"
+            )
         rng = np.random.default_rng(seed)
         is_test = rng.random(n) < test_fraction
         # keep each user's first interaction (in a random order) for training
@@ -120,15 +123,15 @@ def make_split(
     rows = train.user_index(test_t.column("user").to_numpy(zero_copy_only=False))
     cols = train.item_index(test_t.column("item").to_numpy(zero_copy_only=False))
     ok = (rows >= 0) & (cols >= 0)
-    truth_m = sp.csr_matrix(
-        (np.ones(int(ok.sum()), np.float32), (rows[ok], cols[ok])), shape=train.shape
-    )
+    truth_m = sp.csr_matrix((np.ones(int(ok.sum()), np.float32), (rows[ok], cols[ok])), shape=train.shape)
     truth_m.sum_duplicates()
     users = np.flatnonzero(np.diff(truth_m.indptr) > 0).astype(np.int64)
-    truth = [truth_m.indices[truth_m.indptr[u]:truth_m.indptr[u + 1]].astype(np.int64) for u in users]
+    truth = [truth_m.indices[truth_m.indptr[u] : truth_m.indptr[u + 1]].astype(np.int64) for u in users]
     if users.size == 0:
-        raise DataError("the split left no user with held-out items the training data knows",
-                        hint="use more data, a smaller --n-test, or --split random")
+        raise DataError(
+            "the split left no user with held-out items the training data knows",
+            hint="use more data, a smaller --n-test, or --split random",
+        )
     return Split(train=train, rows=users, truth=truth, method=method, held_out=test_t.num_rows)
 
 
@@ -150,8 +153,13 @@ def ranking_metrics(
             ap += float((np.cumsum(hits) / np.arange(1, k + 1))[hits].sum() / min(rel.size, k))
     n = max(len(truth), 1)
     shown = np.unique(recs[recs >= 0])
-    return {"precision": prec / n, "recall": rec / n, "ndcg": ndcg / n, "map": ap / n,
-            "coverage": shown.size / max(n_items, 1)}
+    return {
+        "precision": prec / n,
+        "recall": rec / n,
+        "ndcg": ndcg / n,
+        "map": ap / n,
+        "coverage": shown.size / max(n_items, 1),
+    }
 
 
 def popularity_topk(train: sp.csr_matrix, rows: npt.NDArray[np.int64], k: int) -> npt.NDArray[np.int64]:
@@ -159,8 +167,13 @@ def popularity_topk(train: sp.csr_matrix, rows: npt.NDArray[np.int64], k: int) -
     from implicit.cpu.topk import topk
 
     popularity = np.bincount(train.indices, minlength=train.shape[1]).astype(np.float32)
-    ids, scores = topk(popularity[:, None].copy(), np.ones((rows.size, 1), np.float32), k,
-                       filter_query_items=train[rows].tocsr(), num_threads=0)
+    ids, scores = topk(
+        popularity[:, None].copy(),
+        np.ones((rows.size, 1), np.float32),
+        k,
+        filter_query_items=train[rows].tocsr(),
+        num_threads=0,
+    )
     ids = np.asarray(ids, np.int64)
     ids[~np.isfinite(np.asarray(scores))] = -1
     return ids
@@ -187,10 +200,18 @@ class EvaluationReport:
         return self.model["ndcg"] / base - 1.0 if base > 0 else float("inf")
 
     def as_dict(self) -> dict[str, Any]:
-        return {"k": self.k, "split": self.split, "users": self.users,
-                "train_interactions": self.train_interactions, "held_out": self.held_out,
-                "params": self.params, "model": self.model, "popularity": self.popularity,
-                "ndcg_lift": self.ndcg_lift, **self.extra}
+        return {
+            "k": self.k,
+            "split": self.split,
+            "users": self.users,
+            "train_interactions": self.train_interactions,
+            "held_out": self.held_out,
+            "params": self.params,
+            "model": self.model,
+            "popularity": self.popularity,
+            "ndcg_lift": self.ndcg_lift,
+            **self.extra,
+        }
 
     def metrics(self) -> dict[str, float]:
         """Flat metrics for a model manifest."""
@@ -205,8 +226,10 @@ class EvaluationReport:
         lines = [head]
         for label, m in (("model", self.model), ("popularity", self.popularity)):
             lines.append(f"{label:12}" + "".join(f"{m[n]:>14.4f}" for n in names))
-        lines.append(f"NDCG@{self.k} lift over popularity: {self.ndcg_lift:+.1%} "
-                     f"({self.users:,} users, split {self.split})")
+        lines.append(
+            f"NDCG@{self.k} lift over popularity: {self.ndcg_lift:+.1%} "
+            f"({self.users:,} users, split {self.split})"
+        )
         return "\n".join(lines)
 
 

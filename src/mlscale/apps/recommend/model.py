@@ -18,7 +18,8 @@ Cold start, in order:
 >>> from mlscale.data import InteractionMatrix
 >>> rng = np.random.default_rng(0)
 >>> users = rng.integers(0, 50, 2000); items = (users % 5) * 10 + rng.integers(0, 10, 2000)
->>> model = ImplicitRecommender(factors=8, iterations=5, threads=1).fit(InteractionMatrix.from_arrays(users, items))
+>>> matrix = InteractionMatrix.from_arrays(users, items)
+>>> model = ImplicitRecommender(factors=8, iterations=5, threads=1).fit(matrix)
 >>> recs = model.recommend([3, 999], k=3, recent_items={999: [31, 32]})
 >>> recs.items.shape, recs.strategy.tolist()
 ((2, 3), ['model', 'fold-in'])
@@ -90,10 +91,8 @@ def weight_matrix(csr: sp.csr_matrix, weighting: str, k1: float = 100.0, b: floa
     if weighting == "none":
         return sp.csr_matrix(csr, dtype=np.float32)
     # implicit weights the rows of an item x user matrix; ours is user x item.
-    if weighting == "bm25":
-        weighted = bm25_weight(csr.T.tocsr(), K1=k1, B=b)
-    else:
-        weighted = tfidf_weight(csr.T.tocsr())
+    by_item = csr.T.tocsr()
+    weighted = bm25_weight(by_item, K1=k1, B=b) if weighting == "bm25" else tfidf_weight(by_item)
     return sp.csr_matrix(weighted.T, dtype=np.float32)
 
 
@@ -132,8 +131,19 @@ class ImplicitRecommender:
 
     # -- parameters ---------------------------------------------------------------
 
-    _PARAMS = ("model", "factors", "regularization", "alpha", "iterations", "learning_rate", "weighting",
-               "bm25_k1", "bm25_b", "threads", "seed")
+    _PARAMS = (
+        "model",
+        "factors",
+        "regularization",
+        "alpha",
+        "iterations",
+        "learning_rate",
+        "weighting",
+        "bm25_k1",
+        "bm25_b",
+        "threads",
+        "seed",
+    )
 
     def get_params(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self._PARAMS}
@@ -141,7 +151,9 @@ class ImplicitRecommender:
     def set_params(self, **params: Any) -> Self:
         for name, value in params.items():
             if name not in self._PARAMS:
-                raise ValidationError(f"unknown parameter; expected one of {', '.join(self._PARAMS)}", field=name)
+                raise ValidationError(
+                    f"unknown parameter; expected one of {', '.join(self._PARAMS)}", field=name
+                )
             setattr(self, name, value)
         return self
 
@@ -152,14 +164,22 @@ class ImplicitRecommender:
             from implicit.cpu.als import AlternatingLeastSquares
 
             return AlternatingLeastSquares(
-                factors=self.factors, regularization=self.regularization, alpha=self.alpha,
-                iterations=self.iterations, num_threads=self.threads, random_state=self.seed,
+                factors=self.factors,
+                regularization=self.regularization,
+                alpha=self.alpha,
+                iterations=self.iterations,
+                num_threads=self.threads,
+                random_state=self.seed,
             )
         from implicit.cpu.bpr import BayesianPersonalizedRanking
 
         return BayesianPersonalizedRanking(
-            factors=self.factors, learning_rate=self.learning_rate, regularization=self.regularization,
-            iterations=self.iterations, num_threads=self.threads, random_state=self.seed,
+            factors=self.factors,
+            learning_rate=self.learning_rate,
+            regularization=self.regularization,
+            iterations=self.iterations,
+            num_threads=self.threads,
+            random_state=self.seed,
         )
 
     def fit(self, matrix: InteractionMatrix, *, progress: bool = False) -> Self:
@@ -201,7 +221,8 @@ class ImplicitRecommender:
         self.seen_ = seen
         self.fold_in_weight_ = fold_in_weight
         self.item_popularity_ = (
-            item_popularity if item_popularity is not None
+            item_popularity
+            if item_popularity is not None
             else np.bincount(seen.indices, minlength=item_ids.size).astype(np.int64)
         )
         self._popular_order = np.argsort(-self.item_popularity_, kind="stable")
@@ -211,8 +232,9 @@ class ImplicitRecommender:
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "item_factors_"):
-            raise ValidationError("the model is not fitted: call fit() or load one from the registry",
-                                  field="model")
+            raise ValidationError(
+                "the model is not fitted: call fit() or load one from the registry", field="model"
+            )
 
     @property
     def n_users(self) -> int:
@@ -225,7 +247,9 @@ class ImplicitRecommender:
     # -- ids ----------------------------------------------------------------------
 
     @staticmethod
-    def _coerce(values: Sequence[Any] | npt.NDArray[Any], ids: npt.NDArray[Any], field: str) -> npt.NDArray[Any]:
+    def _coerce(
+        values: Sequence[Any] | npt.NDArray[Any], ids: npt.NDArray[Any], field: str
+    ) -> npt.NDArray[Any]:
         """Ids as the model's id dtype; a value of the wrong type is a ValidationError naming ``field``."""
         arr = np.asarray(values)
         if arr.ndim != 1:
@@ -252,7 +276,9 @@ class ImplicitRecommender:
         self._check_fitted()
         return _lookup(self.user_ids_, self._user_sorter, self._coerce(users, self.user_ids_, "users"))
 
-    def item_index(self, items: Sequence[Any] | npt.NDArray[Any], field: str = "items") -> npt.NDArray[np.int64]:
+    def item_index(
+        self, items: Sequence[Any] | npt.NDArray[Any], field: str = "items"
+    ) -> npt.NDArray[np.int64]:
         """Column of each item id in the model; -1 for unknown items."""
         self._check_fitted()
         return _lookup(self.item_ids_, self._item_sorter, self._coerce(items, self.item_ids_, field))
@@ -268,8 +294,14 @@ class ImplicitRecommender:
     def fold_in(self, item_rows: Sequence[npt.NDArray[np.int64]]) -> npt.NDArray[np.float32]:
         """Factors for users given only their item indices (one ALS half-step each)."""
         self._check_fitted()
-        return solve_rows(item_rows, self.item_factors_, self._gram_matrix(),
-                          self.regularization, self.alpha * self.fold_in_weight_, bpr=self.model == "bpr")
+        return solve_rows(
+            item_rows,
+            self.item_factors_,
+            self._gram_matrix(),
+            self.regularization,
+            self.alpha * self.fold_in_weight_,
+            bpr=self.model == "bpr",
+        )
 
     # -- recommending -------------------------------------------------------------
 
@@ -278,8 +310,9 @@ class ImplicitRecommender:
             raise ValidationError(f"expected an integer, got {k!r}", field="k")
         top = min(limit, MAX_K)
         if not 1 <= int(k) <= top:
-            raise ValidationError(f"expected 1 <= k <= {top} (the items this model can return), got {k}",
-                                  field="k")
+            raise ValidationError(
+                f"expected 1 <= k <= {top} (the items this model can return), got {k}", field="k"
+            )
         return int(k)
 
     def recommend(
@@ -327,7 +360,7 @@ class ImplicitRecommender:
             query = np.empty((warm_idx.size + fold_idx.size, self.item_factors_.shape[1]), np.float32)
             query[: warm_idx.size] = self.user_factors_[rows[warm_idx]]
             if fold_idx.size:
-                query[warm_idx.size:] = self.fold_in([recent[i] for i in fold_idx])
+                query[warm_idx.size :] = self.fold_in([recent[i] for i in fold_idx])
             order = np.concatenate([warm_idx, fold_idx])
             seen = self._seen_rows(rows[order], [recent[i] for i in order]) if exclude_seen else None
             ids, scores = self._topk(query, k, seen, candidates, excluded)
@@ -360,8 +393,13 @@ class ImplicitRecommender:
 
     def _seen_rows(self, rows: npt.NDArray[np.int64], recent: list[npt.NDArray[np.int64]]) -> sp.csr_matrix:
         """One CSR row per query: what the user has seen (training rows and recent items)."""
-        lens = np.array([(self.seen_.indptr[r + 1] - self.seen_.indptr[r] if r >= 0 else 0) + rec.size
-                         for r, rec in zip(rows.tolist(), recent, strict=True)], dtype=np.int64)
+        lens = np.array(
+            [
+                (self.seen_.indptr[r + 1] - self.seen_.indptr[r] if r >= 0 else 0) + rec.size
+                for r, rec in zip(rows.tolist(), recent, strict=True)
+            ],
+            dtype=np.int64,
+        )
         indptr = np.zeros(rows.size + 1, dtype=np.int64)
         np.cumsum(lens, out=indptr[1:])
         indices = np.empty(int(indptr[-1]), dtype=np.int32)
@@ -369,9 +407,9 @@ class ImplicitRecommender:
             start = indptr[j]
             if r >= 0:
                 a, b = self.seen_.indptr[r], self.seen_.indptr[r + 1]
-                indices[start:start + b - a] = self.seen_.indices[a:b]
+                indices[start : start + b - a] = self.seen_.indices[a:b]
                 start += b - a
-            indices[start:start + rec.size] = rec
+            indices[start : start + rec.size] = rec
         data = np.ones(indices.size, dtype=np.float32)
         return sp.csr_matrix((data, indices, indptr), shape=(rows.size, self.n_items))
 
@@ -388,7 +426,9 @@ class ImplicitRecommender:
         factors = self.item_factors_
         if candidates is not None:
             if candidates.size == 0:
-                return np.full((query.shape[0], 0), -1, np.int64), np.full((query.shape[0], 0), -np.inf, np.float32)
+                return np.full((query.shape[0], 0), -1, np.int64), np.full(
+                    (query.shape[0], 0), -np.inf, np.float32
+                )
             factors = factors[candidates]
             excluded = np.flatnonzero(np.isin(candidates, excluded))
             if seen is not None:
@@ -444,13 +484,23 @@ class ImplicitRecommender:
                 (np.ones(known.size, np.float32), idx[known].astype(np.int32), np.arange(known.size + 1)),
                 shape=(known.size, self.n_items),
             )
-            ids, scores = topk(np.ascontiguousarray(self.item_factors_), np.ascontiguousarray(query, np.float32),
-                               k, item_norms=norms, filter_query_items=self_filter, num_threads=self.threads)
+            ids, scores = topk(
+                np.ascontiguousarray(self.item_factors_),
+                np.ascontiguousarray(query, np.float32),
+                k,
+                item_norms=norms,
+                filter_query_items=self_filter,
+                num_threads=self.threads,
+            )
             out_items[known], out_scores[known] = ids, scores
         valid = out_items >= 0
         strategy = np.where(idx >= 0, "model", "unknown").astype("<U10")
-        return Recommendations(items=self.item_ids_[np.where(valid, out_items, 0)], scores=out_scores,
-                               strategy=strategy, valid=valid)
+        return Recommendations(
+            items=self.item_ids_[np.where(valid, out_items, 0)],
+            scores=out_scores,
+            strategy=strategy,
+            valid=valid,
+        )
 
 
 def solve_rows(

@@ -6,7 +6,6 @@ written to a temporary name and renamed when complete.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -38,12 +37,14 @@ def precompute(
     tmp = path.with_name(f".{path.name}.tmp")
     id_type = pa.int64() if model.user_ids_.dtype.kind in "iu" else pa.string()
     item_type = pa.int64() if model.item_ids_.dtype.kind in "iu" else pa.string()
-    schema = pa.schema([("user", id_type), ("rank", pa.int16()), ("item", item_type), ("score", pa.float32())])
+    schema = pa.schema(
+        [("user", id_type), ("rank", pa.int16()), ("item", item_type), ("score", pa.float32())]
+    )
     written = 0
     try:
         with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
             for start in range(0, model.n_users, chunk_users):
-                users = model.user_ids_[start:start + chunk_users]
+                users = model.user_ids_[start : start + chunk_users]
                 recs = model.recommend(users, k=k, exclude_seen=exclude_seen)
                 ok = recs.valid.ravel()
                 n, width = recs.items.shape
@@ -60,7 +61,7 @@ def precompute(
                 written += table.num_rows
                 if on_chunk is not None:
                     on_chunk(len(users))
-        os.replace(tmp, path)
+        tmp.replace(path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -27,7 +27,9 @@ from mlscale.errors import DataError
 __all__ = ["update_model"]
 
 
-def _extended_ids(old: npt.NDArray[np.generic], new: pa.Array) -> tuple[npt.NDArray[np.generic], npt.NDArray[np.int32]]:
+def _extended_ids(
+    old: npt.NDArray[np.generic], new: pa.Array
+) -> tuple[npt.NDArray[np.generic], npt.NDArray[np.int32]]:
     kind = pa.int64() if old.dtype.kind in "iu" else pa.string()
     idmap = IdMap(kind)
     idmap.encode(pa.array(old, type=kind))
@@ -65,7 +67,9 @@ def update_model(model: ImplicitRecommender, new: pa.Table) -> ImplicitRecommend
     conf = model.alpha
     bpr = model.model == "bpr"
 
-    def rows_of(m: sp.csr_matrix, r: int, limit: int | None = None) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+    def rows_of(
+        m: sp.csr_matrix, r: int, limit: int | None = None
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
         a, b = m.indptr[r], m.indptr[r + 1]
         cols, vals = m.indices[a:b].astype(np.int64), m.data[a:b]
         if limit is not None:
@@ -77,8 +81,15 @@ def update_model(model: ImplicitRecommender, new: pa.Table) -> ImplicitRecommend
         known = itf[: item_limit or n_i]
         gram = known.T @ known
         pairs = [rows_of(weighted, int(r), item_limit) for r in users]
-        uf[users] = solve_rows([p[0] for p in pairs], known, gram, model.regularization, conf,
-                               weights=[p[1] for p in pairs], bpr=bpr)
+        uf[users] = solve_rows(
+            [p[0] for p in pairs],
+            known,
+            gram,
+            model.regularization,
+            conf,
+            weights=[p[1] for p in pairs],
+            bpr=bpr,
+        )
 
     if new_users.size:
         solve_users(new_users, model.n_items)
@@ -86,13 +97,20 @@ def update_model(model: ImplicitRecommender, new: pa.Table) -> ImplicitRecommend
         by_item = weighted.T.tocsr()
         gram_u = uf.T @ uf
         pairs = [rows_of(by_item, int(c)) for c in new_items]
-        itf[new_items] = solve_rows([p[0] for p in pairs], uf, gram_u, model.regularization, conf,
-                                    weights=[p[1] for p in pairs])
+        itf[new_items] = solve_rows(
+            [p[0] for p in pairs], uf, gram_u, model.regularization, conf, weights=[p[1] for p in pairs]
+        )
         if bpr:
             itf[new_items, -1] = 0.0  # no bias evidence for a new item
     solve_users(touched, None)
 
     updated = ImplicitRecommender(**model.get_params())
-    updated._set_state(user_factors=uf, item_factors=itf, user_ids=user_ids, item_ids=item_ids, seen=seen,
-                       fold_in_weight=float(weighted.data.mean()))
+    updated._set_state(
+        user_factors=uf,
+        item_factors=itf,
+        user_ids=user_ids,
+        item_ids=item_ids,
+        seen=seen,
+        fold_in_weight=float(weighted.data.mean()),
+    )
     return updated

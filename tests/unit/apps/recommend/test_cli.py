@@ -16,8 +16,21 @@ from mlscale.registry import open_store
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Path:
     registry = tmp_path_factory.mktemp("registry")
-    status = main(["train", "recommend", "--data", str(shared_data / "movielens-100k" / "u.data"),
-                   "--name", "ml", "--registry", str(registry), "--quiet", "--threads", "2"])
+    status = main(
+        [
+            "train",
+            "recommend",
+            "--data",
+            str(shared_data / "movielens-100k" / "u.data"),
+            "--name",
+            "ml",
+            "--registry",
+            str(registry),
+            "--quiet",
+            "--threads",
+            "2",
+        ]
+    )
     assert status == 0
     return registry
 
@@ -41,13 +54,42 @@ def test_recommend_command_json(trained: Path, capsys: pytest.CaptureFixture[str
 def test_update_then_precompute(trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     new = tmp_path / "new.parquet"
     pq.write_table(pa.table({"user": [7000, 7000], "item": [50, 172], "rating": [5.0, 5.0]}), new)
-    assert main(["update", "recommend", "ml", "--data", str(new), "--registry", str(trained),
-                 "--promote", "production"]) == 0
+    assert (
+        main(
+            [
+                "update",
+                "recommend",
+                "ml",
+                "--data",
+                str(new),
+                "--registry",
+                str(trained),
+                "--promote",
+                "production",
+            ]
+        )
+        == 0
+    )
     store = open_store(trained)
     assert store.aliases("recommend", "ml")["production"] == store.resolve("recommend/ml").version >= 2
     out = tmp_path / "top.parquet"
-    assert main(["precompute", "recommend", "--model", "ml@production", "--out", str(out), "--k", "5",
-                 "--registry", str(trained)]) == 0
+    assert (
+        main(
+            [
+                "precompute",
+                "recommend",
+                "--model",
+                "ml@production",
+                "--out",
+                str(out),
+                "--k",
+                "5",
+                "--registry",
+                str(trained),
+            ]
+        )
+        == 0
+    )
     table = pq.read_table(out)
     assert 7000 in set(table.column("user").to_pylist())
     assert table.num_rows == 944 * 5
@@ -55,8 +97,21 @@ def test_update_then_precompute(trained: Path, tmp_path: Path, capsys: pytest.Ca
 
 def test_evaluate_writes_json(shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     report = tmp_path / "eval.json"
-    assert main(["evaluate", "recommend", "--data", str(shared_data / "movielens-100k" / "u.data"),
-                 "--json", str(report), "--threads", "2"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "recommend",
+                "--data",
+                str(shared_data / "movielens-100k" / "u.data"),
+                "--json",
+                str(report),
+                "--threads",
+                "2",
+            ]
+        )
+        == 0
+    )
     data = json.loads(report.read_text())
     assert data["ndcg_lift"] > 0.3
     assert "popularity" in capsys.readouterr().out
@@ -72,8 +127,9 @@ def test_evaluate_writes_json(shared_data: Path, tmp_path: Path, capsys: pytest.
         (["recommend", "../../etc", "--users", "1"], "name"),
     ],
 )
-def test_bad_requests_are_clear_errors(trained: Path, argv: list[str], message: str,
-                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_requests_are_clear_errors(
+    trained: Path, argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main([*argv, "--registry", str(trained)]) != 0
     err = capsys.readouterr().err
     assert err.startswith("mlscale: error: ")
@@ -81,7 +137,9 @@ def test_bad_requests_are_clear_errors(trained: Path, argv: list[str], message: 
     assert "Traceback" not in err
 
 
-def test_bad_training_data_leaves_registry_untouched(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_training_data_leaves_registry_untouched(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     empty = tmp_path / "empty.csv"
     empty.write_text("")
     bad_name = tmp_path / "ok.csv"
@@ -89,8 +147,23 @@ def test_bad_training_data_leaves_registry_untouched(tmp_path: Path, capsys: pyt
     registry = tmp_path / "reg"
     assert main(["train", "recommend", "--data", str(empty), "--name", "m", "--registry", str(registry)]) != 0
     assert "empty" in capsys.readouterr().err
-    assert main(["train", "recommend", "--data", str(bad_name), "--name", "../x", "--registry",
-                 str(registry)]) != 0
-    assert main(["train", "recommend", "--data", str(tmp_path / "missing.csv"), "--name", "m",
-                 "--registry", str(registry)]) != 0
+    assert (
+        main(["train", "recommend", "--data", str(bad_name), "--name", "../x", "--registry", str(registry)])
+        != 0
+    )
+    assert (
+        main(
+            [
+                "train",
+                "recommend",
+                "--data",
+                str(tmp_path / "missing.csv"),
+                "--name",
+                "m",
+                "--registry",
+                str(registry),
+            ]
+        )
+        != 0
+    )
     assert open_store(registry).list() == []

@@ -43,8 +43,14 @@ def test_random_split_keeps_a_training_row_per_user(ml100k_table: pa.Table) -> N
 
 
 def test_time_split_without_timestamps_says_what_to_do() -> None:
-    table = pa.table({"user": [1, 1], "item": [2, 3], "rating": pa.array([1.0, 1.0], pa.float32()),
-                      "timestamp": pa.nulls(2, pa.int64())})
+    table = pa.table(
+        {
+            "user": [1, 1],
+            "item": [2, 3],
+            "rating": pa.array([1.0, 1.0], pa.float32()),
+            "timestamp": pa.nulls(2, pa.int64()),
+        }
+    )
     with pytest.raises(DataError, match="random"):
         split_interactions(table, "time")
 

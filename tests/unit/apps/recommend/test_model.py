@@ -49,8 +49,9 @@ def test_cold_user_folds_in_recent_items(ml100k_model: ImplicitRecommender) -> N
     assert len(got & similar) >= 5
 
 
-def test_unknown_user_without_items_gets_popular(ml100k_model: ImplicitRecommender,
-                                                 ml100k_matrix: InteractionMatrix) -> None:
+def test_unknown_user_without_items_gets_popular(
+    ml100k_model: ImplicitRecommender, ml100k_matrix: InteractionMatrix
+) -> None:
     recs = ml100k_model.recommend([10**9], k=5)
     assert recs.strategy.tolist() == ["popularity"]
     popularity = np.bincount(ml100k_matrix.csr.indices, minlength=ml100k_matrix.shape[1])
@@ -79,7 +80,9 @@ def test_user_id_of_wrong_type(ml100k_model: ImplicitRecommender, users: list[ob
 
 
 def test_digit_strings_are_accepted_for_integer_ids(ml100k_model: ImplicitRecommender) -> None:
-    assert ml100k_model.recommend(["1"], k=5).items.tolist() == ml100k_model.recommend([1], k=5).items.tolist()
+    assert (
+        ml100k_model.recommend(["1"], k=5).items.tolist() == ml100k_model.recommend([1], k=5).items.tolist()
+    )
 
 
 def test_bad_parameters_are_named() -> None:

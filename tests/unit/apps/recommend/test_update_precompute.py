@@ -15,8 +15,15 @@ STAR_WARS, EMPIRE, JEDI = 50, 172, 181
 
 def interactions(users: list[int], items: list[int]) -> pa.Table:
     n = len(users)
-    return pa.table({"user": users, "item": items, "rating": pa.array(np.full(n, 5.0, np.float32)),
-                     "timestamp": pa.nulls(n, pa.int64())}, schema=interaction_schema(pa.int64()))
+    return pa.table(
+        {
+            "user": users,
+            "item": items,
+            "rating": pa.array(np.full(n, 5.0, np.float32)),
+            "timestamp": pa.nulls(n, pa.int64()),
+        },
+        schema=interaction_schema(pa.int64()),
+    )
 
 
 def test_update_moves_a_new_user_toward_what_they_did(ml100k_model: ImplicitRecommender) -> None:
@@ -46,11 +53,13 @@ def test_update_adds_new_items(ml100k_model: ImplicitRecommender) -> None:
     assert scores[:40].mean() > scores[40:].mean() + 0.1
 
 
-def test_publish_load_round_trip_gives_same_recommendations(ml100k_model: ImplicitRecommender,
-                                                            tmp_path: Path) -> None:
+def test_publish_load_round_trip_gives_same_recommendations(
+    ml100k_model: ImplicitRecommender, tmp_path: Path
+) -> None:
     store = open_store(tmp_path)
-    manifest = publish_model(store, "ml", ml100k_model, metrics={"ndcg@10": 0.1}, engine="local",
-                             data_fingerprint="sha256:x")
+    manifest = publish_model(
+        store, "ml", ml100k_model, metrics={"ndcg@10": 0.1}, engine="local", data_fingerprint="sha256:x"
+    )
     loaded = from_artifact(store.load(manifest.ref))
     assert not loaded.item_factors_.flags.writeable  # memory-mapped, shared between processes
     a = ml100k_model.recommend([1, 2, 10**8], k=10, recent_items={10**8: [STAR_WARS]})
