@@ -24,7 +24,6 @@ import gzip
 import hashlib
 import os
 import shutil
-import socket
 import sys
 import tempfile
 import urllib.error
@@ -32,7 +31,7 @@ import urllib.request
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 from urllib.parse import urlsplit
 
 from tqdm import tqdm
@@ -113,7 +112,9 @@ def fetch_dataset(
         if bad:
             raise DataError(
                 f"{dataset.name}: {len(bad)} downloaded file(s) do not match the catalogue, nothing was "
-                "installed:\n" + "\n".join("  " + c.describe() for c in bad) + "".join(f"\n  {n}" for n in notes),
+                "installed:\n"
+                + "\n".join("  " + c.describe() for c in bad)
+                + "".join(f"\n  {n}" for n in notes),
                 hint="the download may be corrupt (try again) or the upstream files changed; you can also "
                 + dataset.manual_instructions(data_dir),
             )
@@ -154,7 +155,9 @@ def _download_all(
     for index, (url, download) in enumerate(downloads.items()):
         target = folder / f"{index}-{Path(urlsplit(url).path).name or 'download'}"
         source = mirror_url(url, mirror)
-        digest = _download(source, target, timeout=timeout, progress=progress, dataset=dataset, data_dir=data_dir)
+        digest = _download(
+            source, target, timeout=timeout, progress=progress, dataset=dataset, data_dir=data_dir
+        )
         if download.sha256 is not None and digest != download.sha256:
             # The per-file checks decide; a re-packed archive with the same files is fine.
             notes.append(f"{source}: archive sha256 {digest} differs from the recorded {download.sha256}")
@@ -197,10 +200,12 @@ def _download(
                 bar.update(len(chunk))
     except urllib.error.HTTPError as err:
         err.close()
-        raise DatasetNotFoundError(f"could not download {url}: HTTP {err.code} {err.reason}", hint=hint) from None
+        raise DatasetNotFoundError(
+            f"could not download {url}: HTTP {err.code} {err.reason}", hint=hint
+        ) from None
     except urllib.error.URLError as err:
         raise DatasetNotFoundError(f"could not download {url}: {err.reason}", hint=hint) from None
-    except (TimeoutError, socket.timeout):
+    except TimeoutError:
         raise DatasetNotFoundError(
             f"could not download {url}: no answer within {timeout:g} s", hint=hint
         ) from None
@@ -286,7 +291,7 @@ def _build(file: DataFile, download: Path, target: Path) -> None:
                 with target.open("wb") as out:
                     shutil.copyfileobj(source, out, 1 << 20)
                 return
-            stream: IO[bytes] = gzip.GzipFile(fileobj=source, mode="rb") if origin.gunzip else source
+            stream = cast("IO[bytes]", gzip.GzipFile(fileobj=source, mode="rb")) if origin.gunzip else source
             chunks = iter_chunks(stream)
             if origin.crlf_to_lf:
                 chunks = _crlf_to_lf(chunks)
@@ -299,19 +304,21 @@ def _build(file: DataFile, download: Path, target: Path) -> None:
 
 def _write(chunks: Iterator[bytes], target: Path, file: DataFile) -> None:
     if file.compression == "zip":
-        with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive, archive.open(
-            file.zip_member, "w"
-        ) as out:
+        with (
+            zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive,
+            archive.open(file.zip_member, "w") as member,
+        ):
             for chunk in chunks:
-                out.write(chunk)
+                member.write(chunk)
         return
     with target.open("wb") as raw:
-        out: IO[bytes] = (
-            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) if file.compression == "gzip" else raw
-        )
-        with out:
+        if file.compression == "gzip":
+            with gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=6, mtime=0) as packed:
+                for chunk in chunks:
+                    packed.write(chunk)
+        else:
             for chunk in chunks:
-                out.write(chunk)
+                raw.write(chunk)
 
 
 # --------------------------------------------------------------------------- installing
@@ -335,12 +342,12 @@ def _swap_in(staging: Path, root: Path) -> None:
     if root.exists():
         backup = Path(tempfile.mkdtemp(prefix=f".{root.name}.old-", dir=root.parent))
         backup.rmdir()
-        os.replace(root, backup)
+        root.replace(backup)
     try:
-        os.replace(staging, root)
+        staging.replace(root)
     except OSError:
         if backup is not None:
-            os.replace(backup, root)
+            backup.replace(root)
         raise
     if backup is not None:
         shutil.rmtree(backup, ignore_errors=True)

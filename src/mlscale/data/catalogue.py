@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, cast
 
 import numpy as np
 import pyarrow as pa
@@ -218,9 +218,8 @@ class FileCheck:
             return f"missing  {path}" + ("" if self.file.required else " (optional)")
         if status is FileStatus.SIZE_MISMATCH:
             return f"BAD      {path}: size {self.actual_size:,} bytes, expected {self.file.size:,}"
-        return (
-            f"BAD      {path}: sha256 {self.actual_sha256}, expected {self.file.sha256}"
-            + (f"; {self.detail}" if self.detail else "")
+        return f"BAD      {path}: sha256 {self.actual_sha256}, expected {self.file.sha256}" + (
+            f"; {self.detail}" if self.detail else ""
         )
 
 
@@ -246,7 +245,9 @@ class VerifyReport:
     def __str__(self) -> str:
         good = sum(check.status is FileStatus.OK for check in self.checks)
         head = f"{self.dataset}: {good}/{len(self.checks)} files ok in {self.root}"
-        return "\n".join([head, *("  " + c.describe() for c in self.checks), *("  note: " + n for n in self.notes)])
+        return "\n".join(
+            [head, *("  " + c.describe() for c in self.checks), *("  note: " + n for n in self.notes)]
+        )
 
 
 # --------------------------------------------------------------------------- checks
@@ -263,7 +264,7 @@ def _sha256_stream(stream: IO[bytes]) -> tuple[str, int]:
 
 def _content_stream(location: Path, compression: str) -> IO[bytes]:
     if compression == "gzip":
-        return gzip.open(location, "rb")
+        return cast("IO[bytes]", gzip.open(location, "rb"))
     with zipfile.ZipFile(location) as archive:
         members = [i.filename for i in archive.infolist() if not i.is_dir()]
         if len(members) != 1:
@@ -331,7 +332,7 @@ class Dataset:
     _by_path: Mapping[str, DataFile] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_by_path", MappingProxyType({f.path: f for f in self.files}))
+        object.__setattr__(self, "_by_path", {f.path: f for f in self.files})
 
     # -- where the files are
 
@@ -344,10 +345,10 @@ class Dataset:
         try:
             return self._by_path[path]
         except KeyError:
-            close = difflib.get_close_matches(path, list(self._by_path), n=1)
+            close = _closest(path, list(self._by_path))
             raise DataError(
                 f"{self.name} has no file {path!r}; its files: {', '.join(self._by_path)}",
-                hint=f"did you mean {close[0]!r}?" if close else None,
+                hint=f"did you mean {close!r}?" if close else None,
             ) from None
 
     @property
@@ -389,7 +390,9 @@ class Dataset:
         """
         root = self.path(data_dir)
         wanted = (
-            tuple(self.file(p) for p in files) if files is not None else tuple(f for f in self.files if f.required)
+            tuple(self.file(p) for p in files)
+            if files is not None
+            else tuple(f for f in self.files if f.required)
         )
         missing = tuple(f for f in wanted if not (root / f.path).is_file())
         if missing:
@@ -449,7 +452,9 @@ class Dataset:
                 quoted=src.sep == ",",
             )
             id_type = pa.int64()
-        missing = [c for c in (src.user, src.item, src.rating, src.timestamp) if c and c not in table.column_names]
+        missing = [
+            c for c in (src.user, src.item, src.rating, src.timestamp) if c and c not in table.column_names
+        ]
         if missing:
             raise DataFormatError(
                 f"no column {', '.join(map(repr, missing))} (found {', '.join(table.column_names)})",
@@ -500,7 +505,8 @@ class Dataset:
             )
         if len(labels) and int(labels.max()) >= self.images.classes:
             raise DataFormatError(
-                f"label {int(labels.max())} out of range 0..{self.images.classes - 1}", path=str(root / label_file)
+                f"label {int(labels.max())} out of range 0..{self.images.classes - 1}",
+                path=str(root / label_file),
             )
         return images, labels
 
@@ -540,13 +546,19 @@ _GROUPLENS_TERMS = (
 )
 # Sizes and sha256 of the official archives, as recorded by tensorflow/datasets.
 _ML_100K_ZIP = Download(
-    f"{_GROUPLENS_ML}/ml-100k.zip", 4_924_029, "50d2a982c66986937beb9ffb3aa76efe955bf3d5c6b761f4e3a7cd717c6a3229"
+    f"{_GROUPLENS_ML}/ml-100k.zip",
+    4_924_029,
+    "50d2a982c66986937beb9ffb3aa76efe955bf3d5c6b761f4e3a7cd717c6a3229",
 )
 _ML_LATEST_SMALL_ZIP = Download(
-    f"{_GROUPLENS_ML}/ml-latest-small.zip", 978_202, "696d65a3dfceac7c45750ad32df2c259311949efec81f0f144fdfb91ebc9e436"
+    f"{_GROUPLENS_ML}/ml-latest-small.zip",
+    978_202,
+    "696d65a3dfceac7c45750ad32df2c259311949efec81f0f144fdfb91ebc9e436",
 )
 _ML_1M_ZIP = Download(
-    f"{_GROUPLENS_ML}/ml-1m.zip", 5_917_549, "a6898adb50b9ca05aa231689da44c217cb524e7ebd39d264c56e2832f2c54e20"
+    f"{_GROUPLENS_ML}/ml-1m.zip",
+    5_917_549,
+    "a6898adb50b9ca05aa231689da44c217cb524e7ebd39d264c56e2832f2c54e20",
 )
 _HETREC_LASTFM_ZIP = Download("https://files.grouplens.org/datasets/hetrec2011/hetrec2011-lastfm-2k.zip")
 _AMAZON_MI_5 = Download(
@@ -567,6 +579,10 @@ _ML_100K_GENRES = (
     "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western",
 )  # fmt: skip
 _ML_1M_RATINGS = Delimited(sep="::", header=False, columns=("user_id", "movie_id", "rating", "timestamp"))
+_AMAZON_COLUMNS = (
+    "reviewerID", "asin", "reviewerName", "helpful", "reviewText", "overall", "summary", "unixReviewTime",
+    "reviewTime",
+)  # fmt: skip
 _KDD_COLUMNS = (
     "duration", "protocol_type", "service", "flag", "src_bytes", "dst_bytes", "land", "wrong_fragment",
     "urgent", "hot", "num_failed_logins", "logged_in", "num_compromised", "root_shell", "su_attempted",
@@ -625,7 +641,14 @@ _MOVIELENS_100K = Dataset(
             reader=Delimited(
                 sep="|",
                 header=False,
-                columns=("movie_id", "title", "release_date", "video_release_date", "imdb_url", *_ML_100K_GENRES),
+                columns=(
+                    "movie_id",
+                    "title",
+                    "release_date",
+                    "video_release_date",
+                    "imdb_url",
+                    *_ML_100K_GENRES,
+                ),
                 encoding="latin-1",
                 types=(("release_date", "string"), ("video_release_date", "string"), ("imdb_url", "string")),
             ),
@@ -650,20 +673,48 @@ _MOVIELENS_100K = Dataset(
             ),
             rows=943,
         ),
-        _ml100k_split("u1.base", 1_586_544, "ce253ec86c448b44fb3ba9a30d12dcfc2e9210cbde71efada3730c22e9ac212a", 80_000),
-        _ml100k_split("u1.test", 392_629, "18c6014a4b2c7324f250a63f8904a7b16b2b19f911129e346141507b0cbac950", 20_000),
-        _ml100k_split("u2.base", 1_583_948, "6c06f0b5df4b256da1a994f3ac66edc8da4d3f09bc9282df6b14d893366d703e", 80_000),
-        _ml100k_split("u2.test", 395_225, "4de658d1e04ed9104629509a2e2528fce833ac8e048280183f1df167632038c3", 20_000),
-        _ml100k_split("u3.base", 1_582_546, "afdc155c291c6edc41c0407e39d7462eb98d341e064f0b0a12175b80b3c4af5d", 80_000),
-        _ml100k_split("u3.test", 396_627, "0f548b51c78327de4c156461d3e430b7e5579fe2b5681586a59416e48fd35f6d", 20_000),
-        _ml100k_split("u4.base", 1_581_878, "219f0f4d40dfe9c5141d425f53fa91ee23ed275f14e280bbf1b50117afb064ca", 80_000),
-        _ml100k_split("u4.test", 397_295, "7c02ad0a1e7ab1083c8b9d4b627203a051dd7b5eab46d99fa44de33470de8db9", 20_000),
-        _ml100k_split("u5.base", 1_581_776, "a9574e59ce961eec2121627760b6e9b0974ce1637b3fe69ac32cb14a4bfab485", 80_000),
-        _ml100k_split("u5.test", 397_397, "351cc52e0d15b6c721466276fc24671d40936899e3d01fadeaf312915b8c5634", 20_000),
-        _ml100k_split("ua.base", 1_792_501, "67b5bcdb380c29f85d56a012ecd88612ae020f30a6730d117a334ee8203b91f2", 90_570),
-        _ml100k_split("ua.test", 186_672, "d0497e202417720f57a184ec8c66be2d1afa4ff41bb53787c57b28d6bf79bc42", 9_430),
-        _ml100k_split("ub.base", 1_792_476, "237254d253b6ad7de84f919d041055428646254f34ed8f562703c899430cd881", 90_570),
-        _ml100k_split("ub.test", 186_697, "d54a72d05730d5892062734b2bec73e976f9b713d18c828a18b968d6cce442da", 9_430),
+        _ml100k_split(
+            "u1.base", 1_586_544, "ce253ec86c448b44fb3ba9a30d12dcfc2e9210cbde71efada3730c22e9ac212a", 80_000
+        ),
+        _ml100k_split(
+            "u1.test", 392_629, "18c6014a4b2c7324f250a63f8904a7b16b2b19f911129e346141507b0cbac950", 20_000
+        ),
+        _ml100k_split(
+            "u2.base", 1_583_948, "6c06f0b5df4b256da1a994f3ac66edc8da4d3f09bc9282df6b14d893366d703e", 80_000
+        ),
+        _ml100k_split(
+            "u2.test", 395_225, "4de658d1e04ed9104629509a2e2528fce833ac8e048280183f1df167632038c3", 20_000
+        ),
+        _ml100k_split(
+            "u3.base", 1_582_546, "afdc155c291c6edc41c0407e39d7462eb98d341e064f0b0a12175b80b3c4af5d", 80_000
+        ),
+        _ml100k_split(
+            "u3.test", 396_627, "0f548b51c78327de4c156461d3e430b7e5579fe2b5681586a59416e48fd35f6d", 20_000
+        ),
+        _ml100k_split(
+            "u4.base", 1_581_878, "219f0f4d40dfe9c5141d425f53fa91ee23ed275f14e280bbf1b50117afb064ca", 80_000
+        ),
+        _ml100k_split(
+            "u4.test", 397_295, "7c02ad0a1e7ab1083c8b9d4b627203a051dd7b5eab46d99fa44de33470de8db9", 20_000
+        ),
+        _ml100k_split(
+            "u5.base", 1_581_776, "a9574e59ce961eec2121627760b6e9b0974ce1637b3fe69ac32cb14a4bfab485", 80_000
+        ),
+        _ml100k_split(
+            "u5.test", 397_397, "351cc52e0d15b6c721466276fc24671d40936899e3d01fadeaf312915b8c5634", 20_000
+        ),
+        _ml100k_split(
+            "ua.base", 1_792_501, "67b5bcdb380c29f85d56a012ecd88612ae020f30a6730d117a334ee8203b91f2", 90_570
+        ),
+        _ml100k_split(
+            "ua.test", 186_672, "d0497e202417720f57a184ec8c66be2d1afa4ff41bb53787c57b28d6bf79bc42", 9_430
+        ),
+        _ml100k_split(
+            "ub.base", 1_792_476, "237254d253b6ad7de84f919d041055428646254f34ed8f562703c899430cd881", 90_570
+        ),
+        _ml100k_split(
+            "ub.test", 186_697, "d54a72d05730d5892062734b2bec73e976f9b713d18c828a18b968d6cce442da", 9_430
+        ),
     ),
     interactions=InteractionSource(
         file="u.data",
@@ -768,7 +819,9 @@ _MOVIELENS_1M_PARTIAL = Dataset(
             171_308,
             "0140fc2356357c1a851d0f52e893a1e4d3696df632c4141cea8d5bc3d621f0b9",
             origin=Origin(_ML_1M_ZIP, member="ml-1m/movies.dat"),
-            reader=Delimited(sep="::", header=False, columns=("movie_id", "title", "genres"), encoding="latin-1"),
+            reader=Delimited(
+                sep="::", header=False, columns=("movie_id", "title", "genres"), encoding="latin-1"
+            ),
             rows=3_883,
         ),
         DataFile(
@@ -833,7 +886,9 @@ _LASTFM = Dataset(
             1_925_879,
             "c173881362c6b28551368fecb3c0be5a6a30a6cd859e1f5775413dfe46d48648",
             origin=Origin(_HETREC_LASTFM_ZIP, member="artists.dat", crlf_to_lf=True),
-            reader=Delimited(sep="\t", types=(("name", "string"), ("url", "string"), ("pictureURL", "string"))),
+            reader=Delimited(
+                sep="\t", types=(("name", "string"), ("url", "string"), ("pictureURL", "string"))
+            ),
             rows=17_632,
         ),
         DataFile(
@@ -887,9 +942,9 @@ _AMAZON_MI = Dataset(
     homepage="http://jmcauley.ucsd.edu/data/amazon/",
     licence="UCSD research use",
     licence_note="Amazon product data (2014) by J. McAuley, UCSD, for research use; cite both papers below.",
-    citation="J. McAuley, C. Targett, Q. Shi and A. van den Hengel. Image-based recommendations on styles and "
-    "substitutes. SIGIR 2015. R. He and J. McAuley. Ups and downs: modeling the visual evolution of fashion "
-    "trends with one-class collaborative filtering. WWW 2016.",
+    citation="J. McAuley, C. Targett, Q. Shi and A. van den Hengel. Image-based recommendations on styles "
+    "and substitutes. SIGIR 2015. R. He and J. McAuley. Ups and downs: modeling the visual evolution of "
+    "fashion trends with one-class collaborative filtering. WWW 2016.",
     summary="10,261 reviews (1-5 stars, text) by 1,429 users on 900 items in which every user and item has "
     "at least 5 reviews.",
     files=(
@@ -902,17 +957,15 @@ _AMAZON_MI = Dataset(
             origin=Origin(_AMAZON_MI_5, gunzip=True),
             reader=read_json_lines,
             rows=10_261,
-            note="a zip holding Musical_Instruments.json: the JSON lines of reviews_Musical_Instruments_5.json.gz",
+            note="a zip holding Musical_Instruments.json, the JSON lines of "
+            "reviews_Musical_Instruments_5.json.gz",
         ),
     ),
     interactions=InteractionSource(
         file="Musical_Instruments.json.zip",
         sep="jsonl",
         header=False,
-        columns=(
-            "reviewerID", "asin", "reviewerName", "helpful", "reviewText", "overall", "summary",
-            "unixReviewTime", "reviewTime",
-        ),  # fmt: skip
+        columns=_AMAZON_COLUMNS,
         user="reviewerID",
         item="asin",
         rating="overall",
@@ -1056,9 +1109,7 @@ _UNSW_NB15 = Dataset(
             note="UNSW_NB15_training-set.csv (UTF-8 with BOM, CRLF) gzip-compressed",
         ),
     ),
-    notes=(
-        'The 82,332-row file is distributed as the "training-set"; the naming is swapped upstream.',
-    ),
+    notes=('The 82,332-row file is distributed as the "training-set"; the naming is swapped upstream.',),
     manual="UNSW publishes the data through a SharePoint folder with no stable download link: open "
     "https://research.unsw.edu.au/projects/unsw-nb15-dataset, download "
     "'Training and Testing Sets/UNSW_NB15_training-set.csv' and gzip it "
@@ -1089,7 +1140,9 @@ _STRATOSPHERE = Dataset(
     "of scenario 009.",
     files=(
         _strato(
-            "001-zeek-scenario-malicious/README.md", 331, "64d5fd3b2a4e977b87b58be6ff4f928c84087dfb50735f361c029369467f28ab"
+            "001-zeek-scenario-malicious/README.md",
+            331,
+            "64d5fd3b2a4e977b87b58be6ff4f928c84087dfb50735f361c029369467f28ab",
         ),
         _strato(
             "001-zeek-scenario-malicious/labeled-conn.log",
@@ -1098,21 +1151,33 @@ _STRATOSPHERE = Dataset(
             rows=992,
             note="first 1,000 log lines of CTU-Malware-Capture-Botnet-230-1 (NjRAT)",
         ),
-        _strato("008-zeek-mixed/README.md", 1_073, "0ba034d49d81e8307182012ab56bb4bf0c1e854abf6246a6b48438e15cd98028"),
+        _strato(
+            "008-zeek-mixed/README.md",
+            1_073,
+            "0ba034d49d81e8307182012ab56bb4bf0c1e854abf6246a6b48438e15cd98028",
+        ),
         _strato(
             "008-zeek-mixed/data/conn.log.labeled",
             895_488,
             "d8ebdbd675c1659b4b283fcd26ad0dad8a2043ed6ca37f9806c11d99f24ba40f",
             rows=5_663,
         ),
-        _strato("009-zeek-malicious/README.md", 705, "f4e415b4697c3a8f916740bc08d32e2e1c91861439d44a0e47ae6ae121cc1984"),
+        _strato(
+            "009-zeek-malicious/README.md",
+            705,
+            "f4e415b4697c3a8f916740bc08d32e2e1c91861439d44a0e47ae6ae121cc1984",
+        ),
         _strato(
             "009-zeek-malicious/data/dns.log.labeled",
             3_546_035,
             "da490551eabb74fdf34bccb015660143d493c61185848632e420896b609636fe",
             rows=24_181,
         ),
-        _strato("010-zeek-mixed/README.md", 1_155, "0a35359fe1ca7577bf512c37844f715d4c0048ad3ee08b216cebb4d64d6f631e"),
+        _strato(
+            "010-zeek-mixed/README.md",
+            1_155,
+            "0a35359fe1ca7577bf512c37844f715d4c0048ad3ee08b216cebb4d64d6f631e",
+        ),
         _strato(
             "010-zeek-mixed/data/conn.log.labeled",
             848_849,
@@ -1125,7 +1190,11 @@ _STRATOSPHERE = Dataset(
             "dcb3f3beaeb1c7f1187665892926360f43fd446a51bb8965ac3b58974ea9a11b",
             rows=8,
         ),
-        _strato("011-zeek-mixed/README.md", 1_153, "6df5e8c7709dcd728b1f273bb4fc4f5fd108ef8bf40f6ba8db84ea2e46a91244"),
+        _strato(
+            "011-zeek-mixed/README.md",
+            1_153,
+            "6df5e8c7709dcd728b1f273bb4fc4f5fd108ef8bf40f6ba8db84ea2e46a91244",
+        ),
         _strato(
             "011-zeek-mixed/data/conn.log.labeled",
             1_423_990,
@@ -1138,7 +1207,11 @@ _STRATOSPHERE = Dataset(
             "cd9ab64e566d4e1b008cfe8f18baa6d17c069be9e99d7ab956811f980a38ea6d",
             rows=4,
         ),
-        _strato("012-zeek-mixed/README.md", 1_154, "5f35c1f1958925defa0e7c2b2e76cbefe051305345c2681906f6a394085872d7"),
+        _strato(
+            "012-zeek-mixed/README.md",
+            1_154,
+            "5f35c1f1958925defa0e7c2b2e76cbefe051305345c2681906f6a394085872d7",
+        ),
         _strato(
             "012-zeek-mixed/data/conn.log.labeled",
             747_900,
@@ -1152,7 +1225,9 @@ _STRATOSPHERE = Dataset(
             rows=12,
         ),
         _strato("CITATION.cff", 696, "bf3e13816f405992afeb715f60313842297e84b6e0044b9c306c7a7b148f191c"),
-        _strato("LICENSE.GPL-2.0", 18_092, "8177f97513213526df2cf6184d8ff986c675afb514d4e68a404010521b880643"),
+        _strato(
+            "LICENSE.GPL-2.0", 18_092, "8177f97513213526df2cf6184d8ff986c675afb514d4e68a404010521b880643"
+        ),
     ),
     notes=(
         "008, 010, 011 and 012 are days of the CTU-50 captures CTU-Normal-40..44 (a Windows host attacked "
@@ -1204,7 +1279,9 @@ _SLIPS = Dataset(
             "test18-ctu-sme-11/conn.log.labeled",
             147_409,
             "f7e0b7fa77e7bb65afbe6ffad283f35c0290ce9f047978b22b929c9b2a6e3fb1",
-            origin=Origin(Download(f"{_SLIPS_RAW}/test18-malicious-ctu-sme-11-win/zeek-labeled/conn.log.labeled")),
+            origin=Origin(
+                Download(f"{_SLIPS_RAW}/test18-malicious-ctu-sme-11-win/zeek-labeled/conn.log.labeled")
+            ),
             reader=read_zeek,
             rows=766,
         ),
@@ -1212,7 +1289,9 @@ _SLIPS = Dataset(
             "test18-ctu-sme-11/dns.log.labeled",
             4_220,
             "e99a996775a10a7bcf9705fca6dda1486aa5c6f2132f6d1002fcc7f6f8508da4",
-            origin=Origin(Download(f"{_SLIPS_RAW}/test18-malicious-ctu-sme-11-win/zeek-labeled/dns.log.labeled")),
+            origin=Origin(
+                Download(f"{_SLIPS_RAW}/test18-malicious-ctu-sme-11-win/zeek-labeled/dns.log.labeled")
+            ),
             reader=read_zeek,
             rows=22,
         ),
@@ -1244,8 +1323,10 @@ _SLIPS = Dataset(
             note="Zeek JSON lines, unlabelled",
         ),
     ),
-    notes=("Upstream names differ: test1-malicious.nfdump (the nfcapd file), test18-malicious-ctu-sme-11-win/"
-           "zeek-labeled/, test9-mixed-zeek-dir/.",),
+    notes=(
+        "Upstream names differ: test1-malicious.nfdump (the nfcapd file), test18-malicious-ctu-sme-11-win/"
+        "zeek-labeled/, test9-mixed-zeek-dir/.",
+    ),
     manual="no download holds test1-malicious.nfdump.csv: make it from the nfcapd file with nfdump 1.7 "
     "(`nfdump -r test1-malicious.nfcapd -o csv > test1-malicious.nfdump.csv`, e.g. after "
     "`apt-get install nfdump`); other nfdump versions may print a different layout, which verify reports",
@@ -1327,9 +1408,17 @@ def get_dataset(name: str) -> Dataset:
     try:
         return DATASETS[name]
     except KeyError:
-        close = difflib.get_close_matches(name, list(DATASETS), n=1, cutoff=0.5)
+        close = _closest(name, list(DATASETS))
         raise DatasetNotFoundError(
             f"unknown data set {name!r}; known: {', '.join(DATASETS)}",
-            hint=f"did you mean {close[0]!r}?" if close else "`mlscale data list` shows the catalogue",
+            hint=f"did you mean {close!r}?" if close else "`mlscale data list` shows the catalogue",
         ) from None
 
+
+def _closest(name: str, names: list[str]) -> str | None:
+    """The known name the user most likely meant: one it begins, else the most similar."""
+    extended = sorted((n for n in names if n.startswith(name)), key=len)
+    if name and extended:
+        return extended[0]
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.5)
+    return close[0] if close else None

@@ -31,6 +31,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -127,6 +128,7 @@ class MatrixBuilder:
         self._spill_root = Path(spill_dir) if spill_dir is not None else None
         self._spill: Path | None = None
         self._spilled = 0
+        self._n_items = 0
         self.rows = 0
 
     def add(self, batch: pa.RecordBatch) -> None:
@@ -136,11 +138,33 @@ class MatrixBuilder:
         u = self.users.encode(batch.column(0))
         i = self.items.encode(batch.column(1))
         v = batch.column(2).to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
-        if self.users.size > self._counts.size:
-            grown = np.zeros(max(self.users.size, 2 * self._counts.size), dtype=np.int64)
+        self._keep(u, i, v, self.users.size)
+
+    def add_indices(
+        self, users: npt.NDArray[np.int32], items: npt.NDArray[np.int32], values: npt.NDArray[np.float32]
+    ) -> None:
+        """Add triples whose users and items are already row and column indices.
+
+        Use with ``build(user_ids=..., item_ids=...)``: the caller owns the id maps
+        (for example Spark's dense indices).
+        """
+        if users.size:
+            self._keep(
+                users.astype(np.int32, copy=False),
+                items.astype(np.int32, copy=False),
+                values.astype(np.float32, copy=False),
+                int(users.max()) + 1,
+            )
+
+    def _keep(
+        self, u: npt.NDArray[np.int32], i: npt.NDArray[np.int32], v: npt.NDArray[np.float32], n_users: int
+    ) -> None:
+        if n_users > self._counts.size:
+            grown = np.zeros(max(n_users, 2 * self._counts.size), dtype=np.int64)
             grown[: self._counts.size] = self._counts
             self._counts = grown
-        self._counts[: self.users.size] += np.bincount(u, minlength=self.users.size)
+        self._counts[:n_users] += np.bincount(u, minlength=n_users)
+        self._n_items = max(self._n_items, int(i.max()) + 1 if i.size else 0)
         self._buffer.append((u, i, v))
         self._buffered += u.size
         self.rows += u.size
@@ -182,13 +206,24 @@ class MatrixBuilder:
                     h.close()
         yield from self._buffer
 
-    def build(self) -> InteractionMatrix:
-        """Allocate the CSR arrays once and scatter every triple into place."""
+    def build(
+        self, *, user_ids: npt.NDArray[Any] | None = None, item_ids: npt.NDArray[Any] | None = None
+    ) -> InteractionMatrix:
+        """Allocate the CSR arrays once and scatter every triple into place.
+
+        ``user_ids`` / ``item_ids`` are given after :meth:`add_indices`; after
+        :meth:`add` the builder's own id maps are used.
+        """
         try:
-            n_users, n_items, nnz = self.users.size, self.items.size, self.rows
+            user_ids = self.users.ids() if user_ids is None else user_ids
+            item_ids = self.items.ids() if item_ids is None else item_ids
+            n_users, n_items, nnz = user_ids.size, item_ids.size, self.rows
+            if self._counts[n_users:].any() or self._n_items > n_items:
+                raise ValueError("indices beyond the given id maps")
             if nnz == 0:
                 raise DataError("no interactions to build a matrix from")
-            counts = self._counts[:n_users]
+            counts = np.zeros(n_users, dtype=np.int64)
+            counts[: min(n_users, self._counts.size)] = self._counts[:n_users]
             idx_type = np.int32 if nnz < 2**31 else np.int64
             indptr = np.zeros(n_users + 1, dtype=idx_type)
             np.cumsum(counts, out=indptr[1:])
@@ -208,7 +243,7 @@ class MatrixBuilder:
                 del order, us, rank, pos
             csr: sp.csr_matrix = sp.csr_matrix((data, indices, indptr), shape=(n_users, n_items))  # type: ignore[arg-type]
             csr.sum_duplicates()  # sorts each row's columns in place, then merges repeats
-            return InteractionMatrix(csr=csr, user_ids=self.users.ids(), item_ids=self.items.ids())
+            return InteractionMatrix(csr=csr, user_ids=user_ids, item_ids=item_ids)
         finally:
             self.close()
 

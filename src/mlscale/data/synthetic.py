@@ -85,7 +85,7 @@ _BLOCK_ROWS = 1 << 18
 _TABLE_CELLS = 1 << 16
 #: A user prefers enough genres that their focused draws cover at most this
 #: share of those genres' items (keeps repeats rare for heavy users).
-_GENRE_SATURATION = 0.05
+_GENRE_SATURATION = 0.25
 #: Redraw rounds for repeated (user, item) pairs: first by taste, then uniform.
 _TASTE_ROUNDS = 2
 _MAX_ROUNDS = 8

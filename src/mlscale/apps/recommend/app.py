@@ -21,9 +21,11 @@ from mlscale.apps.recommend.model import ImplicitRecommender, Recommendations
 from mlscale.apps.recommend.precompute import precompute
 from mlscale.apps.recommend.update import update_model
 from mlscale.data.ingest import DEFAULT_MEMORY_BUDGET, ingest_matrix, parse_size
-from mlscale.data.sources import open_interactions
+from mlscale.data.matrix import InteractionMatrix
+from mlscale.data.sources import InteractionStream, open_interactions
 from mlscale.engines import ENGINES, get_engine
-from mlscale.errors import ConfigError, ValidationError
+from mlscale.engines.spark import SparkEngine
+from mlscale.errors import ValidationError
 from mlscale.registry import ModelRef, Store, open_store
 
 __all__ = ["RecommendApp"]
@@ -40,8 +42,10 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--regularization",
         type=float,
-        default=_DEFAULTS.regularization,
-        help="L2 regularisation (default: %(default)s)",
+        default=None,
+        help=f"L2 regularisation (default: {_DEFAULTS.regularization} local, 0.05 on Spark, which scales "
+        "it by "
+        "each row's interaction count)",
     )
     g.add_argument(
         "--alpha",
@@ -77,6 +81,16 @@ def _add_engine_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _regularization(args: argparse.Namespace) -> float:
+    if args.regularization is not None:
+        return float(args.regularization)
+    if getattr(args, "engine", "local") == "spark":
+        from mlscale.apps.recommend.train_spark import SPARK_DEFAULT_REGULARIZATION
+
+        return SPARK_DEFAULT_REGULARIZATION
+    return _DEFAULTS.regularization
+
+
 def _params(args: argparse.Namespace, threads: int) -> ImplicitRecommender:
     iterations = (
         args.iterations if args.iterations is not None else (100 if args.model_kind == "bpr" else None)
@@ -84,7 +98,7 @@ def _params(args: argparse.Namespace, threads: int) -> ImplicitRecommender:
     model = ImplicitRecommender(
         model=args.model_kind,
         factors=args.factors,
-        regularization=args.regularization,
+        regularization=_regularization(args),
         alpha=args.alpha,
         learning_rate=args.learning_rate,
         weighting=args.weighting,
@@ -235,72 +249,118 @@ class RecommendApp(Application):
         ModelRef.parse(f"{APP}/{args.name}")  # a bad name fails now, not after training
         budget = parse_size(args.memory_budget)
         store = self._store(args)
-        stream = open_interactions(
-            args.data,
-            _common.data_dir(args),
-            id_type=args.id_type,
-            on_error=args.on_error,
-            **reader_options(args),
-        )
         with get_engine(args.engine, **_engine_options(args)) as engine:
-            if engine.name != "local":
-                raise ConfigError(f"the recommender cannot train on the {engine.name!r} engine yet")
-            start = time.perf_counter()
-            matrix = ingest_matrix(stream, memory_budget=budget)
-            ingest_s = time.perf_counter() - start
-            print(
-                f"data: {matrix.shape[0]:,} users x {matrix.shape[1]:,} items, {matrix.nnz:,} interactions "
-                f"({ingest_s:.1f}s)" + (f"; {stream.bad_rows:,} bad rows skipped" if stream.bad_rows else "")
-            )
-            model = _params(args, engine.threads)
-            start = time.perf_counter()
-            model.fit(matrix, progress=not args.quiet and sys.stderr.isatty())
-            fit_s = time.perf_counter() - start
-            metrics: dict[str, float] = {
-                "train_seconds": round(fit_s, 3),
-                "ingest_seconds": round(ingest_s, 3),
-            }
-            if args.evaluate:
-                report = evaluate_recommender(
-                    stream.read_all(), _params(args, engine.threads), split=_default_split(stream)
-                )
-                print(report.table())
-                metrics.update(report.metrics())
+            if isinstance(engine, SparkEngine):
+                model, metrics, fingerprint, bad_rows = self._train_spark(engine, args)
+            else:
+                model, metrics, fingerprint, bad_rows = self._train_local(engine.threads, args, budget)
             manifest = publish_model(
                 store,
                 args.name,
                 model,
                 metrics=metrics,
                 engine=engine.name,
-                data_fingerprint=matrix.fingerprint(),
-                extra={"data": str(args.data), "bad_rows": stream.bad_rows, "engine_info": engine.describe()},
+                data_fingerprint=fingerprint,
+                extra={"data": str(args.data), "bad_rows": bad_rows, "engine_info": engine.describe()},
             )
-        print(f"trained {model.model} in {fit_s:.1f}s; published {manifest.ref} to {store_root(store)}")
+        print(
+            f"trained {model.model} in {metrics['train_seconds']:.1f}s; "
+            f"published {manifest.ref} to {store_root(store)}"
+        )
         return 0
 
-    def _evaluate(self, args: argparse.Namespace) -> int:
-        stream = open_interactions(
+    def _stream(self, args: argparse.Namespace) -> InteractionStream:
+        return open_interactions(
             args.data,
             _common.data_dir(args),
             id_type=args.id_type,
             on_error=args.on_error,
             **reader_options(args),
         )
-        table = stream.read_all()
-        with get_engine(args.engine, **_engine_options(args)) as engine:
-            if engine.name != "local":
-                raise ConfigError(f"the recommender cannot evaluate on the {engine.name!r} engine yet")
-            split: SplitMethod = args.split or _default_split_table(table)
-            report = evaluate_recommender(
-                table,
-                _params(args, engine.threads),
-                split=split,
-                k=args.k,
-                n_test=args.n_test,
-                test_fraction=args.test_fraction,
-                seed=args.seed,
+
+    def _train_local(
+        self, threads: int, args: argparse.Namespace, budget: int
+    ) -> tuple[ImplicitRecommender, dict[str, float], str, int]:
+        stream = self._stream(args)
+        start = time.perf_counter()
+        matrix = ingest_matrix(stream, memory_budget=budget)
+        ingest_s = time.perf_counter() - start
+        print(
+            f"data: {matrix.shape[0]:,} users x {matrix.shape[1]:,} items, {matrix.nnz:,} interactions "
+            f"({ingest_s:.1f}s)" + (f"; {stream.bad_rows:,} bad rows skipped" if stream.bad_rows else "")
+        )
+        model = _params(args, threads)
+        start = time.perf_counter()
+        model.fit(matrix, progress=not args.quiet and sys.stderr.isatty())
+        metrics = {
+            "train_seconds": round(time.perf_counter() - start, 3),
+            "ingest_seconds": round(ingest_s, 3),
+        }
+        if args.evaluate:
+            table = stream.read_all()
+            report = evaluate_recommender(table, _params(args, threads), split=_default_split(table))
+            print(report.table())
+            metrics.update(report.metrics())
+        return model, metrics, matrix.fingerprint(), stream.bad_rows
+
+    def _train_spark(
+        self, engine: SparkEngine, args: argparse.Namespace
+    ) -> tuple[ImplicitRecommender, dict[str, float], str, int]:
+        from mlscale.apps.recommend import train_spark
+
+        staged = train_spark.stage_data(engine, args.data, _common.data_dir(args), **_stage_options(args))
+        try:
+            start = time.perf_counter()
+            model = train_spark.fit_spark(engine, staged.data, _params(args, engine.threads))
+            metrics: dict[str, float] = {"train_seconds": round(time.perf_counter() - start, 3)}
+            print(
+                f"data: {model.n_users:,} users x {model.n_items:,} items, {model.seen_.nnz:,} interactions "
+                f"(Spark {engine.master})"
             )
-        print(f"data: {args.data} ({table.num_rows:,} interactions)")
+            if args.evaluate:
+                report = train_spark.evaluate_spark(
+                    engine, staged.data, _params(args, engine.threads), split=staged.default_split()
+                )
+                print(report.table())
+                metrics.update(report.metrics())
+        finally:
+            staged.close()
+        matrix = InteractionMatrix(csr=model.seen_, user_ids=model.user_ids_, item_ids=model.item_ids_)
+        return model, metrics, matrix.fingerprint(), 0
+
+    def _evaluate(self, args: argparse.Namespace) -> int:
+        with get_engine(args.engine, **_engine_options(args)) as engine:
+            if isinstance(engine, SparkEngine):
+                from mlscale.apps.recommend import train_spark
+
+                staged = train_spark.stage_data(
+                    engine, args.data, _common.data_dir(args), **_stage_options(args)
+                )
+                try:
+                    report = train_spark.evaluate_spark(
+                        engine,
+                        staged.data,
+                        _params(args, engine.threads),
+                        split=args.split or staged.default_split(),
+                        k=args.k,
+                        n_test=args.n_test,
+                        test_fraction=args.test_fraction,
+                        seed=args.seed,
+                    )
+                finally:
+                    staged.close()
+            else:
+                table = self._stream(args).read_all()
+                report = evaluate_recommender(
+                    table,
+                    _params(args, engine.threads),
+                    split=args.split or _default_split(table),
+                    k=args.k,
+                    n_test=args.n_test,
+                    test_fraction=args.test_fraction,
+                    seed=args.seed,
+                )
+        print(f"data: {args.data} (engine {args.engine})")
         print(report.table())
         if args.json:
             args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -345,15 +405,21 @@ class RecommendApp(Application):
         return 0
 
     def _precompute(self, args: argparse.Namespace) -> int:
-        if args.engine != "local":
-            raise ConfigError(f"batch precompute on the {args.engine!r} engine is not available yet")
         store = self._store(args)
         model = from_artifact(store.load(_model_ref(args.model)))
         model._check_k(args.k, model.n_items)
         start = time.perf_counter()
-        rows = precompute(
-            model, args.out, k=args.k, chunk_users=args.chunk_users, exclude_seen=not args.include_seen
-        )
+        if args.engine == "spark":
+            from mlscale.apps.recommend.train_spark import precompute_spark
+
+            with get_engine("spark", **_engine_options(args)) as engine:
+                if not isinstance(engine, SparkEngine):  # pragma: no cover - get_engine's contract
+                    raise TypeError(engine)
+                rows = precompute_spark(engine, model, args.out, k=args.k, exclude_seen=not args.include_seen)
+        else:
+            rows = precompute(
+                model, args.out, k=args.k, chunk_users=args.chunk_users, exclude_seen=not args.include_seen
+            )
         took = time.perf_counter() - start
         print(
             f"{model.n_users:,} users, {rows:,} rows in {took:.1f}s "
@@ -383,11 +449,11 @@ class RecommendApp(Application):
         return _print_recs(users, recs, args.json, "user")
 
 
-def _default_split(stream: Any) -> SplitMethod:
-    return _default_split_table(stream.read_all())
+def _stage_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {"id_type": args.id_type, "on_error": args.on_error, **reader_options(args)}
 
 
-def _default_split_table(table: pa.Table) -> SplitMethod:
+def _default_split(table: pa.Table) -> SplitMethod:
     has_time = table.column("timestamp").null_count < table.num_rows
     return "time" if has_time else "random"
 

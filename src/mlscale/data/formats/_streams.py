@@ -14,7 +14,7 @@ import io
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 from mlscale.errors import DataError, DataFormatError
 
@@ -39,7 +39,8 @@ def open_binary(path: Path) -> IO[bytes]:
     head = raw.read(4)
     raw.seek(0)
     if head.startswith(_GZIP_MAGIC):
-        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+        raw.close()
+        return cast("IO[bytes]", gzip.open(path, "rb"))
     if head == _ZIP_MAGIC:
         raw.close()
         return _open_zip_member(path)

@@ -8,7 +8,8 @@ ICMP type and code as a hex "port" (``0x0303`` = type 3, code 3), which is
 decoded too. An empty ``Label`` is null.
 
 >>> import pathlib, tempfile
->>> text = ("StartTime,Dur,Proto,SrcAddr,Sport,Dir,DstAddr,Dport,State,sTos,dTos,TotPkts,TotBytes,SrcBytes,Label\\n"
+>>> text = ("StartTime,Dur,Proto,SrcAddr,Sport,Dir,DstAddr,Dport,State,sTos,dTos,TotPkts,TotBytes,"
+...         "SrcBytes,Label\\n"
 ...         "2019/04/04 16:23:00.325010,0.02,udp,10.8.0.69,48427,  <->,8.8.8.8,53,CON,0,0,2,142,63,\\n"
 ...         "2019/04/04 16:23:01.000000,0.10,icmp,10.8.0.69,0x0303,   ->,8.8.8.8,,ECO,0,0,1,70,70,\\n")
 >>> with tempfile.TemporaryDirectory() as tmp:

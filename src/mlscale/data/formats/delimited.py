@@ -45,7 +45,7 @@ class Delimited:
     ``types`` maps column names to Arrow type names (``"int64"``,
     ``"float32"``, ``"string"``...); other columns are inferred.
 
-    >>> Delimited(sep="|", header=False, columns=("genre", "genre_id")).quoted
+    >>> Delimited(sep="|", header=False, columns=("genre", "genre_id")).is_quoted
     False
     """
 

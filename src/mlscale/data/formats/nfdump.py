@@ -8,7 +8,9 @@ ran nfdump, no zone); counters are int64; ``cl``/``sl``/``al`` latencies
 float64.
 
 >>> import pathlib, tempfile
->>> text = "ts,te,td,sa,da,sp,dp,pr,ipkt,ibyt\\n2018-01-12 15:37:30,2018-01-12 15:37:31,1.000,10.0.0.1,10.0.0.2,52324,443,TCP,3,180\\nSummary\\nflows,bytes\\n1,180\\n"
+>>> text = ("ts,te,td,sa,da,sp,dp,pr,ipkt,ibyt\\n"
+...         "2018-01-12 15:37:30,2018-01-12 15:37:31,1.000,10.0.0.1,10.0.0.2,52324,443,TCP,3,180\\n"
+...         "Summary\\nflows,bytes\\n1,180\\n")
 >>> with tempfile.TemporaryDirectory() as tmp:
 ...     path = pathlib.Path(tmp, "flows.csv")
 ...     _ = path.write_text(text)
@@ -43,9 +45,9 @@ NFDUMP_TYPES: dict[str, pa.DataType] = {
     "dp": _INT,
     "pr": pa.string(),
     "flg": pa.string(),
-    **{name: _INT for name in ("fwd", "stos", "ipkt", "ibyt", "opkt", "obyt", "in", "out", "sas", "das")},
-    **{name: _INT for name in ("smk", "dmk", "dtos", "dir", "svln", "dvln", "exid")},
-    **{name: pa.string() for name in ("nh", "nhb", "ismc", "odmc", "idmc", "osmc", "ra", "eng")},
+    **dict.fromkeys(("fwd", "stos", "ipkt", "ibyt", "opkt", "obyt", "in", "out", "sas", "das"), _INT),
+    **dict.fromkeys(("smk", "dmk", "dtos", "dir", "svln", "dvln", "exid"), _INT),
+    **dict.fromkeys(("nh", "nhb", "ismc", "odmc", "idmc", "osmc", "ra", "eng"), pa.string()),
     **{f"mpls{i}": pa.string() for i in range(1, 11)},
     "tr": pa.timestamp("ms"),
 }

@@ -25,7 +25,8 @@ line: no ``#fields`` header before the first record, a record with the wrong
 number of fields, a value that does not fit its type.
 
 >>> import pathlib, tempfile
->>> log = "#separator \\\\x09\\n#fields\\tts\\tid.orig_p\\tproto\\n#types\\ttime\\tport\\tenum\\n1.5\\t53\\tudp\\n2.0\\t-\\ttcp\\n"
+>>> log = ("#separator \\\\x09\\n#fields\\tts\\tid.orig_p\\tproto\\n#types\\ttime\\tport\\tenum\\n"
+...        "1.5\\t53\\tudp\\n2.0\\t-\\ttcp\\n")
 >>> with tempfile.TemporaryDirectory() as tmp:
 ...     path = pathlib.Path(tmp, "conn.log")
 ...     _ = path.write_text(log)
@@ -40,9 +41,11 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 
 from mlscale.data.formats._streams import open_binary
 from mlscale.data.formats.jsonl import read_json_lines
@@ -102,7 +105,13 @@ class ZeekHeader:
 
 
 def _unescape(text: str) -> str:
-    return _ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]), text.encode()).decode("utf-8", "backslashreplace")
+    return _ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]), text.encode()).decode(
+        "utf-8", "backslashreplace"
+    )
+
+
+class _FallbackError(Exception):
+    """The fast path met input it cannot type; the line-by-line path takes over."""
 
 
 class _TsvLog:
@@ -185,6 +194,95 @@ class _TsvLog:
     def __iter__(self) -> Iterator[pa.RecordBatch]:
         if not self._first_record:
             return
+        done = 0
+        if len(self.header.separator) == 1:
+            try:
+                for batch in self._arrow_batches():
+                    for start in range(0, batch.num_rows, self.batch_rows):
+                        part = batch.slice(start, self.batch_rows)
+                        done += part.num_rows
+                        yield part
+                return
+            except _FallbackError:
+                pass
+        # Arrow stopped at something it cannot explain well: the line-by-line
+        # parser takes over after the rows already yielded and names the line.
+        yield from self._python_batches(skip=done)
+
+    def _arrow_batches(self) -> Iterator[pa.RecordBatch]:
+        """Fast path: Arrow's CSV reader splits the records, Arrow kernels type the columns."""
+        header = self.header
+        sep = header.separator
+        repeated = {f"#fields{sep}{sep.join(header.fields)}", f"#types{sep}{sep.join(header.types)}"}
+
+        def on_invalid_row(row: Any) -> str:
+            text = str(row.text)
+            if text.startswith("#") and (not text.startswith(("#fields", "#types")) or text in repeated):
+                return "skip"  # #close, or the header of a log appended to itself
+            return "error"
+
+        read_options = pacsv.ReadOptions(
+            skip_rows=self._first_record - 1, column_names=list(header.fields), block_size=1 << 22
+        )
+        parse_options = pacsv.ParseOptions(
+            delimiter=sep, quote_char=False, invalid_row_handler=on_invalid_row
+        )
+        convert_options = pacsv.ConvertOptions(
+            column_types=dict.fromkeys(header.fields, pa.string()),
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+            null_values=[],
+        )
+        schema = header.schema
+        with open_binary(self.path) as stream:
+            try:
+                reader = pacsv.open_csv(
+                    stream,
+                    read_options=read_options,
+                    parse_options=parse_options,
+                    convert_options=convert_options,
+                )
+                for raw in reader:
+                    first = raw.column(0)
+                    comment = pc.starts_with(first, "#")
+                    if pc.any(comment).as_py():
+                        if pc.any(pc.is_in(first, pa.array(["#fields", "#types"]))).as_py():
+                            raise _FallbackError
+                        raw = raw.filter(pc.invert(comment))
+                    arrays = [
+                        self._arrow_column(ztype, raw.column(i)) for i, ztype in enumerate(header.types)
+                    ]
+                    yield pa.RecordBatch.from_arrays(arrays, schema=schema)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, DataFormatError):
+                raise _FallbackError from None
+
+    def _arrow_column(self, ztype: str, column: pa.Array) -> pa.Array:
+        header = self.header
+        unset = pc.equal(column, header.unset_field)
+        target = arrow_type(ztype)
+        escaped = pc.any(pc.match_substring(column, "\\x")).as_py()
+        container = _CONTAINER.match(ztype)
+        if escaped or (container and container.group(2) == "bool"):
+            # Rare: decode value by value (errors make the caller fall back and name the line).
+            values = column.to_pylist()
+            return self._column("", ztype, values, [0] * len(values))
+        if container:
+            lists = pc.split_pattern(column, header.set_separator)
+            lists = pc.if_else(pc.equal(column, header.empty_field), pa.scalar([], lists.type), lists)
+            lists = pc.if_else(unset, pa.scalar(None, lists.type), lists)
+            return lists.cast(target)
+        if ztype in _FLOAT_TYPES or ztype in _INT_TYPES:
+            return pc.if_else(unset, pa.scalar(None, pa.string()), column).cast(target)
+        if ztype == "bool":
+            valid = pc.or_(pc.or_(pc.equal(column, "T"), pc.equal(column, "F")), unset)
+            if not pc.all(valid).as_py():
+                raise _FallbackError
+            return pc.if_else(unset, pa.scalar(None, pa.bool_()), pc.equal(column, "T"))
+        texts = pc.if_else(pc.equal(column, header.empty_field), "", column)
+        return pc.if_else(unset, pa.scalar(None, pa.string()), texts)
+
+    def _python_batches(self, skip: int) -> Iterator[pa.RecordBatch]:
+        """Slow path: split and type line by line; every error names its line."""
         header = self.header
         width = len(header.fields)
         rows: list[list[str]] = []
@@ -211,6 +309,9 @@ class _TsvLog:
                     number,
                     hint=f"#fields: {' '.join(header.fields)}",
                 )
+            if skip:
+                skip -= 1
+                continue
             rows.append(values)
             numbers.append(number)
             if len(rows) >= self.batch_rows:
@@ -321,8 +422,13 @@ class ZeekLog:
 
     def _json_table(self) -> pa.Table:
         if self._json is None:
-            types = {name: pa.float64() for name in _JSON_FLOAT_COLUMNS}
-            self._json = read_json_lines(self.path, types=types)
+            table = read_json_lines(self.path)
+            for name in _JSON_FLOAT_COLUMNS:
+                index = table.schema.get_field_index(name)
+                # Whole-number seconds are inferred as integers; ISO-8601 times stay as they are.
+                if index >= 0 and pa.types.is_integer(table.schema.field(index).type):
+                    table = table.set_column(index, name, table.column(index).cast(pa.float64()))
+            self._json = table
         return self._json
 
     @property

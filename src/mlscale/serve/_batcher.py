@@ -1,0 +1,226 @@
+"""Micro-batching with admission control: many concurrent requests, one vectorised call.
+
+Requests to one (model, action) join a bounded queue; a flush takes up to
+``max_batch`` rows from its head and runs them in one call. With
+``max_wait == 0`` (the default) a flush is scheduled for the next turn of the
+event loop, so a lone request waits only microseconds, while under load the
+requests that arrive while one batch computes form the next batch by
+themselves. A positive ``max_wait`` holds a small queue up to that long to
+build larger batches.
+
+Admission is decided when a request arrives, never later: if the queue is full,
+or the estimated wait (queued rows times the measured cost per row) would
+overrun the request's deadline, :class:`Overloaded` is raised at once (the
+server answers 503 with ``Retry-After``), so the requests that were admitted
+keep their latency instead of every request getting slower.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from mlscale.errors import MlscaleError
+
+__all__ = ["Batcher", "BatchStats", "Overloaded"]
+
+log = logging.getLogger("mlscale.serve")
+
+Reply = Callable[[Any], None]
+
+
+class Overloaded(MlscaleError):
+    """The server cannot answer this request in time; retry after ``retry_after`` seconds."""
+
+    http_status = 503
+
+    def __init__(self, message: str, *, retry_after: int, reason: str) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.reason = reason
+
+
+class BatchStats:
+    """Hooks the batcher reports to (metrics); the default does nothing."""
+
+    def batch(self, requests: int, rows: int, seconds: float) -> None:
+        """A batch of ``requests`` (``rows`` rows) ran in ``seconds``."""
+
+    def queued(self, seconds: float) -> None:
+        """A request waited ``seconds`` in the queue before its batch started."""
+
+    def rejected(self, reason: str) -> None:
+        """A request was refused (``queue_full`` or ``deadline``)."""
+
+
+class _Entry:
+    __slots__ = ("cost", "deadline", "reply", "request", "since")
+
+    def __init__(self, request: Any, cost: int, deadline: float, reply: Reply, since: float) -> None:
+        self.request = request
+        self.cost = cost
+        self.deadline = deadline
+        self.reply = reply
+        self.since = since
+
+
+class Batcher:
+    """Coalesces the requests to one (model, action) into calls of ``run``.
+
+    ``run`` gets a list of requests and returns one result per request (a
+    value, or an exception instance for a request that failed alone).
+    ``reply`` callbacks are called on the event loop with that result.
+    """
+
+    def __init__(
+        self,
+        run: Callable[[Sequence[Any]], Sequence[Any]],
+        *,
+        max_batch: int = 256,
+        max_wait: float = 0.0,
+        max_queue: int = 2048,
+        stats: BatchStats | None = None,
+    ) -> None:
+        if max_batch < 1 or max_queue < 1 or max_wait < 0:
+            raise ValueError("max_batch and max_queue must be >= 1 and max_wait >= 0")
+        self.run = run
+        self.max_batch = max_batch
+        self.max_wait = max_wait
+        self.max_queue = max_queue
+        self.stats = stats or BatchStats()
+        self._queue: deque[_Entry] = deque()
+        self._queued_rows = 0
+        self._scheduled = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # Running estimates of what a batch costs: fixed part and per row (seconds).
+        self.per_batch = 1e-4
+        self.per_row = 2e-5
+        self.calls = 0
+
+    @property
+    def depth(self) -> int:
+        """Rows waiting in the queue."""
+        return self._queued_rows
+
+    def estimate(self, rows: int) -> float:
+        """Seconds before a request of ``rows`` rows, arriving now, would be answered."""
+        total = self._queued_rows + rows
+        batches = math.ceil(total / self.max_batch)
+        return batches * self.per_batch + total * self.per_row + self.max_wait
+
+    def submit(self, request: Any, cost: int, deadline: float, reply: Reply, now: float | None = None) -> None:
+        """Queue ``request`` (``cost`` rows) to be answered through ``reply`` before ``deadline``.
+
+        Raises :class:`Overloaded` at once when the queue is full or the
+        deadline (``time.monotonic()`` seconds) cannot be met.
+        """
+        now = time.monotonic() if now is None else now
+        if self._queue and self._queued_rows + cost > self.max_queue:
+            self.stats.rejected("queue_full")
+            raise Overloaded(
+                f"the queue is full ({self._queued_rows} rows waiting)",
+                retry_after=self._retry_after(),
+                reason="queue_full",
+            )
+        if now + self.estimate(cost) > deadline:
+            self.stats.rejected("deadline")
+            raise Overloaded(
+                "the request's deadline cannot be met at the current load",
+                retry_after=self._retry_after(),
+                reason="deadline",
+            )
+        self._queue.append(_Entry(request, cost, deadline, reply, now))
+        self._queued_rows += cost
+        if self._scheduled:
+            if self._timer is not None and self._queued_rows >= self.max_batch:
+                # A full batch need not wait for the timer.
+                self._timer.cancel()
+                self._timer = None
+                (self._loop or asyncio.get_running_loop()).call_soon(self._flush)
+            return
+        loop = self._loop or asyncio.get_running_loop()
+        self._loop = loop
+        self._scheduled = True
+        if self.max_wait > 0 and self._queued_rows < self.max_batch:
+            self._timer = loop.call_later(self.max_wait, self._flush)
+        else:
+            loop.call_soon(self._flush)
+
+    def _retry_after(self) -> int:
+        return max(1, math.ceil(self.estimate(0)))
+
+    def _take(self, now: float) -> list[_Entry]:
+        batch: list[_Entry] = []
+        rows = 0
+        queue = self._queue
+        while queue:
+            entry = queue[0]
+            if batch and rows + entry.cost > self.max_batch:
+                break
+            queue.popleft()
+            self._queued_rows -= entry.cost
+            if entry.deadline < now:
+                # Its client has given up by now: computing it would only delay the others.
+                self.stats.rejected("deadline")
+                entry.reply(Overloaded("the request waited past its deadline", retry_after=1, reason="deadline"))
+                continue
+            batch.append(entry)
+            rows += entry.cost
+        return batch
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        self._timer = None
+        start = time.monotonic()
+        batch = self._take(start)
+        if batch:
+            for entry in batch:
+                self.stats.queued(start - entry.since)
+            self._run(batch, start)
+        if self._queue:
+            # Let the loop read and write once before the next batch: new arrivals join it.
+            self._scheduled = True
+            loop = self._loop or asyncio.get_running_loop()
+            loop.call_soon(self._flush)
+
+    def _run(self, batch: list[_Entry], start: float) -> None:
+        rows = sum(e.cost for e in batch)
+        try:
+            results: Sequence[Any] = self.run([e.request for e in batch])
+            if len(results) != len(batch):
+                raise RuntimeError(f"the predictor returned {len(results)} results for {len(batch)} requests")
+        except Exception as exc:
+            log.exception("a batch of %d requests failed", len(batch))
+            results = [exc] * len(batch)
+        took = time.monotonic() - start
+        self.calls += 1
+        self._learn(len(batch), rows, took)
+        self.stats.batch(len(batch), rows, took)
+        for entry, result in zip(batch, results, strict=True):
+            try:
+                entry.reply(result)
+            except Exception:
+                log.exception("replying to a request failed")
+
+    def _learn(self, requests: int, rows: int, took: float) -> None:
+        # Exponential moving averages; the fixed part is learnt from small batches, per row from the rest.
+        if rows <= 2:
+            self.per_batch += 0.1 * (took - self.per_batch)
+        else:
+            per_row = max(0.0, took - self.per_batch) / rows
+            self.per_row += 0.1 * (per_row - self.per_row)
+
+    def fail_all(self, error: BaseException) -> None:
+        """Answer every queued request with ``error`` (shutdown)."""
+        if self._timer is not None:
+            self._timer.cancel()
+        while self._queue:
+            entry = self._queue.popleft()
+            entry.reply(error)
+        self._queued_rows = 0

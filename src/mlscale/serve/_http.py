@@ -1,0 +1,406 @@
+"""A lean HTTP/1.1 server on asyncio (uvloop when installed) with the ``httptools`` parser.
+
+Why not an ASGI server: on one core, a general ASGI stack spends most of its
+time on per-request machinery (a task, scope dicts, message dicts, awaits); the
+benchmark in ``benchmarks/serve.py`` measures it. Here a request is parsed by
+llhttp (C), handed to the application as one small object, and answered with
+one ``write``; replies may come later (after a micro-batch) and are written in
+request order, so pipelining and keep-alive are correct.
+
+Protection built in: limits on the URL, the headers and the body (413 as soon
+as ``Content-Length`` says too much), a read timeout against slow clients, an
+idle keep-alive timeout, a cap on connections, on requests in flight per
+connection and on unsent output (reading pauses until the client reads).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from email.utils import formatdate
+from http import HTTPStatus
+from typing import Protocol
+
+import httptools
+
+__all__ = ["Connection", "Handler", "Limits", "Request", "Server"]
+
+log = logging.getLogger("mlscale.serve")
+
+JSON = b"application/json"
+Headers = Iterable[tuple[bytes, bytes]]
+
+_REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one client may ask of the server."""
+
+    max_body: int = 1 << 20
+    max_url: int = 8192
+    max_header_bytes: int = 16384
+    max_headers: int = 100
+    read_timeout: float = 30.0
+    keepalive_timeout: float = 75.0
+    max_connections: int = 10_000
+    max_pipeline: int = 64
+    write_buffer_high: int = 1 << 20
+
+
+class Request:
+    """One parsed request: only what the service looks at."""
+
+    __slots__ = (
+        "authorization",
+        "body",
+        "conn",
+        "keep_alive",
+        "method",
+        "response",
+        "start",
+        "timeout_ms",
+        "url",
+    )
+
+    def __init__(self, conn: Connection, start: float) -> None:
+        self.conn = conn
+        self.start = start
+        self.method = b""
+        self.url = b""
+        self.authorization: bytes | None = None
+        self.timeout_ms: bytes | None = None
+        self.body = b""
+        self.keep_alive = True
+        self.response: bytes | None = None
+
+
+class Handler(Protocol):
+    """What the server calls for each complete request (it answers with :meth:`Connection.respond`)."""
+
+    def handle(self, request: Request) -> None: ...
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _BadHeaders(Exception):
+    pass
+
+
+class Connection(asyncio.Protocol):
+    """One client connection: parses requests, keeps their replies in order."""
+
+    __slots__ = (
+        "_body",
+        "_body_size",
+        "_eof",
+        "_failed",
+        "_current",
+        "_header_bytes",
+        "_headers",
+        "_paused_reading",
+        "_paused_writing",
+        "_pending",
+        "_url",
+        "last_active",
+        "parser",
+        "server",
+        "transport",
+    )
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpRequestParser(self)
+        self._pending: deque[Request] = deque()
+        self._current: Request | None = None
+        self._url: list[bytes] = []
+        self._body: list[bytes] = []
+        self._body_size = 0
+        self._headers = 0
+        self._header_bytes = 0
+        self._eof = False
+        self._failed = False
+        self._paused_reading = False
+        self._paused_writing = False
+        self.last_active = time.monotonic()
+
+    # -- transport events ----------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        server = self.server
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        transport.set_write_buffer_limits(high=server.limits.write_buffer_high)
+        server.connections.add(self)
+        if len(server.connections) > server.limits.max_connections:
+            self._fail(503, b"too many connections", retry_after=1)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server.connections.discard(self)
+        self.transport = None
+        self._pending.clear()
+
+    def pause_writing(self) -> None:
+        self._paused_writing = True
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        self._paused_writing = False
+        self._update_reading()
+
+    def data_received(self, data: bytes) -> None:
+        if self._failed:
+            return  # discarding the rest of a refused request
+        self.last_active = time.monotonic()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserCallbackError as err:
+            cause = err.__context__
+            if isinstance(cause, _TooLarge):
+                self._fail(413, str(cause).encode())
+            elif isinstance(cause, _BadHeaders):
+                self._fail(431, str(cause).encode())
+            else:
+                log.error("request handling failed", exc_info=cause)
+                self._fail(500, b"internal error")
+        except httptools.HttpParserUpgrade:
+            self._fail(400, b"protocol upgrades are not supported")
+        except httptools.HttpParserError as err:
+            self._fail(400, f"malformed HTTP request: {err}".encode())
+
+    def eof_received(self) -> bool | None:
+        # The client has finished sending; answer what is in flight, then close.
+        if not self._pending and self.transport is not None:
+            self.transport.close()
+        else:
+            self._eof = True
+        return True
+
+    # -- parser callbacks (httptools calls only those defined) -----------------------
+
+    def on_message_begin(self) -> None:
+        self._current = Request(self, time.monotonic())
+        self._url.clear()
+        self._body.clear()
+        self._body_size = 0
+        self._headers = 0
+        self._header_bytes = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._url.append(url)
+        self._header_bytes += len(url)
+        if self._header_bytes > self.server.limits.max_url:
+            raise _BadHeaders(f"the URL is longer than {self.server.limits.max_url} bytes")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers += 1
+        self._header_bytes += len(name) + len(value)
+        limits = self.server.limits
+        if self._headers > limits.max_headers or self._header_bytes > limits.max_header_bytes:
+            raise _BadHeaders("request headers too large")
+        req = self._current
+        assert req is not None
+        lname = name.lower()
+        if lname == b"authorization":
+            req.authorization = value
+        elif lname == b"content-length":
+            try:
+                size = int(value)
+            except ValueError:
+                return  # llhttp rejects it itself
+            if size > limits.max_body:
+                raise _TooLarge(f"the body ({size} bytes) is larger than the limit of {limits.max_body} bytes")
+        elif lname == b"x-request-timeout-ms":
+            req.timeout_ms = value
+        elif lname == b"expect" and value.lower() == b"100-continue" and self.transport is not None:
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    def on_body(self, body: bytes) -> None:
+        self._body_size += len(body)
+        if self._body_size > self.server.limits.max_body:
+            raise _TooLarge(f"the body is larger than the limit of {self.server.limits.max_body} bytes")
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        req = self._current
+        assert req is not None
+        self._current = None
+        parser = self.parser
+        req.method = parser.get_method()
+        req.url = self._url[0] if len(self._url) == 1 else b"".join(self._url)
+        if self._body:
+            req.body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
+        req.keep_alive = parser.should_keep_alive()
+        self._pending.append(req)
+        if len(self._pending) >= self.server.limits.max_pipeline:
+            self._update_reading()
+        self.server.handler.handle(req)
+
+    # -- replies -----------------------------------------------------------------------
+
+    def respond(
+        self,
+        req: Request,
+        status: int,
+        body: bytes,
+        headers: Headers = (),
+        content_type: bytes = JSON,
+    ) -> None:
+        """Answer ``req``; replies go out in request order."""
+        if self._failed or self.transport is None:
+            return
+        close = not req.keep_alive or self._eof
+        head = [
+            b"HTTP/1.1 %d %s\r\ncontent-type: %s\r\ncontent-length: %d\r\ndate: %s\r\n"
+            % (status, _REASONS.get(status, b"Unknown"), content_type, len(body), self.server.date)
+        ]
+        for name, value in headers:
+            head.append(b"%s: %s\r\n" % (name, value))
+        if close:
+            head.append(b"connection: close\r\n")
+        head.append(b"\r\n")
+        if req.method != b"HEAD":
+            head.append(body)
+        req.response = b"".join(head)
+        pending = self._pending
+        if pending and pending[0] is req and len(pending) == 1:
+            pending.popleft()
+            self._write(req.response, close)
+            if self._eof and self.transport is not None:
+                self.transport.close()
+            return
+        while pending and pending[0].response is not None:
+            done = pending.popleft()
+            assert done.response is not None
+            self._write(done.response, not done.keep_alive)
+        if self._eof and not pending and self.transport is not None:
+            self.transport.close()
+        self._update_reading()
+
+    def _write(self, data: bytes, close: bool) -> None:
+        transport = self.transport
+        if transport is None:
+            return
+        transport.write(data)
+        if close:
+            self._pending.clear()
+            transport.close()
+            self.transport = None
+
+    def _update_reading(self) -> None:
+        transport = self.transport
+        if transport is None:
+            return
+        want_pause = self._paused_writing or len(self._pending) >= self.server.limits.max_pipeline
+        if want_pause and not self._paused_reading:
+            transport.pause_reading()
+            self._paused_reading = True
+        elif not want_pause and self._paused_reading:
+            transport.resume_reading()
+            self._paused_reading = False
+
+    def _fail(self, status: int, message: bytes, retry_after: int | None = None) -> None:
+        """Answer a request that cannot be parsed or accepted, then close the connection."""
+        transport = self.transport
+        if transport is None or self._failed:
+            return
+        self._failed = True
+        self._pending.clear()
+        body = b'{"error":{"status":%d,"message":"%s"}}' % (status, message.replace(b'"', b"'"))
+        extra = b"retry-after: %d\r\n" % retry_after if retry_after else b""
+        transport.write(
+            b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+            b"date: %s\r\n%sconnection: close\r\n\r\n%s"
+            % (status, _REASONS.get(status, b"Error"), len(body), self.server.date, extra, body)
+        )
+        # Read and drop what the client is still sending for a moment, so that closing does not
+        # reset the connection before it has read the answer.
+        if self._paused_reading:
+            transport.resume_reading()
+            self._paused_reading = False
+        self.server.loop.call_later(0.5, self._close_now)
+
+    def _close_now(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def check_timeouts(self, now: float) -> None:
+        """Close the connection if its client stalled mid-request or idled too long."""
+        if self.transport is None:
+            return
+        limits = self.server.limits
+        idle = now - self.last_active
+        if self._current is not None and idle > limits.read_timeout:
+            self._fail(408, b"the request was not received in time")
+        elif not self._pending and self._current is None and idle > limits.keepalive_timeout:
+            self.transport.close()
+
+
+class Server:
+    """Accepts connections on a listening socket and passes requests to ``handler``."""
+
+    def __init__(self, handler: Handler, limits: Limits, loop: asyncio.AbstractEventLoop) -> None:
+        self.handler = handler
+        self.limits = limits
+        self.loop = loop
+        self.connections: set[Connection] = set()
+        self.date = formatdate(usegmt=True).encode()
+        self._server: asyncio.AbstractServer | None = None
+        self._ticker: asyncio.TimerHandle | None = None
+
+    async def start(self, sock: socket.socket, backlog: int = 2048) -> None:
+        """Serve on the (bound, listening) socket ``sock``."""
+        self._server = await self.loop.create_server(lambda: Connection(self), sock=sock, backlog=backlog)
+        self._tick()
+
+    def _tick(self) -> None:
+        # Once a second: refresh the Date header and enforce the timeouts (cheaper than a timer each).
+        self.date = formatdate(usegmt=True).encode()
+        now = time.monotonic()
+        for conn in list(self.connections):
+            conn.check_timeouts(now)
+        self._ticker = self.loop.call_later(1.0, self._tick)
+
+    def stop_accepting(self) -> None:
+        """Close the listening socket (a graceful stop drains the open connections next)."""
+        if self._server is not None:
+            self._server.close()
+
+    def in_flight(self) -> int:
+        """Requests received and not yet answered, over every connection."""
+        return sum(len(c._pending) for c in self.connections)
+
+    def close_idle(self) -> None:
+        """Close connections with nothing in flight (used while draining)."""
+        for conn in list(self.connections):
+            if not conn._pending and conn._current is None and conn.transport is not None:
+                conn.transport.close()
+
+    def close(self) -> None:
+        """Stop everything now."""
+        if self._ticker is not None:
+            self._ticker.cancel()
+        self.stop_accepting()
+        for conn in list(self.connections):
+            if conn.transport is not None:
+                conn.transport.close()
+
+
+def install_loop_policy() -> Callable[[], asyncio.AbstractEventLoop]:
+    """The fastest event loop available: uvloop when installed, else asyncio's own."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux and macOS
+        return asyncio.new_event_loop
+    return uvloop.new_event_loop
