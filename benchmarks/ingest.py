@@ -77,6 +77,7 @@ def mlscale_candidate(params: dict[str, Any]) -> dict[str, Any]:
         matrix = work(params["path"])
     return {
         "seconds": lap.seconds,
+        "cpu_seconds": lap.cpu_seconds,
         "rss_before_kib": rss_before,
         "shape": list(matrix.shape),
         "nnz": matrix.nnz,
@@ -106,6 +107,7 @@ def baseline_candidate(params: dict[str, Any]) -> dict[str, Any]:
         csr = work(params["path"])
     return {
         "seconds": lap.seconds,
+        "cpu_seconds": lap.cpu_seconds,
         "rss_before_kib": rss_before,
         "shape": [int(csr.shape[0]), int(csr.shape[1])],
         "nnz": int(csr.nnz),
@@ -238,6 +240,7 @@ def report(
                 name,
                 s.status if s.status == "ok" else f"{s.status}: {s.error}"[:60],
                 fmt_num(s.seconds),
+                fmt_num(s.metrics.get("cpu_seconds")),
                 fmt_num(speed[name], 0),
                 fmt_num(s.peak_rss_mib, 0),
                 fmt_num(s.metrics.get("nnz"), 0),
@@ -246,7 +249,7 @@ def report(
         )
     print()
     print(f"ingest {rows:,} rows ({path.name}, {path.stat().st_size / (1 << 20):,.0f} MiB CSV)")
-    headers = ["candidate", "status", "seconds", "rows/s", "peak RSS MiB", "nnz", "speed vs baseline"]
+    headers = ["candidate", "status", "seconds", "CPU s", "rows/s", "peak RSS MiB", "nnz", "speed ratio"]
     print(format_table(headers, table))
     for g in goals:
         print(f"goal: {g['goal']}: {'MET' if g['met'] else 'NOT MET'} ({_goal_value(g)})")

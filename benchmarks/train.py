@@ -17,6 +17,8 @@ in both.
 
 Goal: mlscale's training time is at most 1.10 x the baseline's. Both fits
 must give the same item factors (a correctness guard: same input, same seed).
+Memory is reported twice: the peak while fitting (``VmHWM`` read right after
+the fit) and the whole child's peak from :func:`os.wait4` (fit + recommend).
 """
 
 from __future__ import annotations
@@ -107,6 +109,7 @@ def mlscale_candidate(params: dict[str, Any]) -> dict[str, Any]:
             model.recommend(users[start : start + chunk], k=K)
     return {
         "seconds": fit.seconds,
+        "cpu_seconds": fit.cpu_seconds,
         "seconds_per_iteration": fit.seconds / iterations,
         "rss_before_kib": rss_before,
         "peak_rss_fit_kib": peak_after_fit,
@@ -154,6 +157,7 @@ def baseline_candidate(params: dict[str, Any]) -> dict[str, Any]:
             model.recommend(u, csr[u], N=K)
     return {
         "seconds": fit.seconds,
+        "cpu_seconds": fit.cpu_seconds,
         "seconds_per_iteration": fit.seconds / iterations,
         "rss_before_kib": rss_before,
         "peak_rss_fit_kib": peak_after_fit,
@@ -305,6 +309,7 @@ def report(
                 name,
                 s.status if s.status == "ok" else f"{s.status}: {s.error}"[:60],
                 fmt_num(s.seconds),
+                fmt_num(s.metrics.get("cpu_seconds")),
                 fmt_num(s.seconds / args.iterations if s.seconds else None),
                 fmt_num(s.metrics.get("peak_rss_fit_kib", 0) / 1024, 0),
                 fmt_num(s.peak_rss_mib, 0),
@@ -338,6 +343,7 @@ def report(
                 "candidate",
                 "status",
                 "fit s",
+                "CPU s",
                 "s/iteration",
                 "peak RSS fit MiB",
                 "peak RSS all MiB",
@@ -372,6 +378,9 @@ def report(
         },
         "host": host,
         "candidates": dict(summaries),
+        "seconds_per_iteration": {
+            n: (s.seconds / args.iterations if s.seconds else None) for n, s in summaries.items()
+        },
         "time_ratio": ratio,
         "recommend_speed_ratio": rec_ratio,
         "goals": goals,

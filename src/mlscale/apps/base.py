@@ -10,7 +10,13 @@ from __future__ import annotations
 
 import abc
 import argparse
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from mlscale.errors import ConfigError
+
+if TYPE_CHECKING:
+    from mlscale.registry import LoadedModel
+    from mlscale.serve.predictor import Predictor
 
 __all__ = ["VERBS", "Application"]
 
@@ -36,3 +42,13 @@ class Application(abc.ABC):
 
     def add_commands(self, sub: Any) -> None:  # noqa: B027 - optional hook
         """Add the application's own top-level commands (optional)."""
+
+    def predictor(self, model: LoadedModel) -> Predictor:
+        """What ``mlscale serve`` answers requests with, for a loaded version of one of this app's models.
+
+        Applications that can be served override this; the default refuses.
+        """
+        raise ConfigError(
+            f"the {self.name!r} application cannot serve models yet",
+            hint="serve a model of an application that implements Application.predictor",
+        )

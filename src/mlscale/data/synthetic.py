@@ -93,6 +93,8 @@ _MAX_ROUNDS = 8
 _PILOT_ROWS = 1 << 19
 _CALIBRATION_ROUNDS = 2
 _PILOT_BANDS = 48
+#: Resolution of the rating lookup table.
+_RATING_CELLS = 1 << 16
 #: Share of ratings set by the item's and by the user's own level.
 _RATING_ITEM_SHARE = 0.35
 _RATING_USER_SHARE = 0.25
@@ -348,10 +350,8 @@ def _fit_ratings(table: pa.Table) -> tuple[list[float], list[float]]:
     values, counts = np.unique(r, return_counts=True)
     if values.size > 64:
         # Continuous scores: keep 64 equally likely quantiles rather than every value.
-        values = np.quantile(r, (np.arange(64) + 0.5) / 64)
-        counts = np.ones(64)
-    probs = counts / counts.sum()
-    return _profile.rounded(values), [float(p) for p in probs]
+        return _profile.rounded(np.quantile(r, (np.arange(64) + 0.5) / 64)), [1.0 / 64] * 64
+    return _profile.rounded(values), _profile.rounded(counts / counts.sum())
 
 
 def default_profile() -> InteractionProfile:
@@ -378,7 +378,7 @@ def default_sizes(profile: InteractionProfile, rows: int) -> tuple[int, int]:
     >>> default_sizes(default_profile(), 100_000)
     (943, 1682)
     >>> default_sizes(default_profile(), 10_000_000)
-    (59500, 26658)
+    (59499, 26658)
     """
     rows = _check_count(rows, "rows")
     scale = rows / profile.n_rows
@@ -399,12 +399,12 @@ class _Plan:
     counts: I64
     bounds: I64
     row_starts: I64
-    inverse_cdf: F64
+    table_base: F64
+    table_slope: F64
     n_brackets: int
     item_ids: I64
-    item_level: npt.NDArray[np.float32]
-    rating_values: npt.NDArray[np.float32]
-    rating_cdf: F64
+    item_cell: npt.NDArray[np.uint16]
+    rating_table: npt.NDArray[np.float32]
     time_min: int
     time_range: int
     start_q: F64
@@ -470,9 +470,13 @@ def _plan(
     )
     target = weights.reshape(n_brackets, k).sum(axis=1)
     item_ids = rng.permutation(n_items).astype(np.int64) + 1
-    item_level = rng.random(n_items, dtype=np.float32)
+    item_cell = rng.integers(0, _RATING_CELLS, n_items, dtype=np.uint16)
+    # Rating of each of _RATING_CELLS equal slices of [0, 1): a lookup replaces a search.
     rating_probs = np.asarray(profile.rating_probs, dtype=np.float64)
     rating_cdf = np.cumsum(rating_probs / rating_probs.sum())
+    mid = (np.arange(_RATING_CELLS) + 0.5) / _RATING_CELLS
+    pick = np.minimum(np.searchsorted(rating_cdf, mid, side="right"), rating_probs.size - 1)
+    base, slope = _inverse_cdf(target)
     plan = _Plan(
         seed=seed,
         n_items=n_items,
@@ -482,12 +486,12 @@ def _plan(
         counts=counts,
         bounds=bounds.astype(np.int64),
         row_starts=row_starts.astype(np.int64),
-        inverse_cdf=_inverse_cdf(target),
+        table_base=base,
+        table_slope=slope,
         n_brackets=n_brackets,
         item_ids=item_ids,
-        item_level=item_level,
-        rating_values=np.asarray(profile.rating_values, dtype=np.float32),
-        rating_cdf=rating_cdf,
+        item_cell=item_cell,
+        rating_table=np.asarray(profile.rating_values, dtype=np.float32)[pick],
         time_min=profile.time_min,
         time_range=profile.time_max - profile.time_min,
         start_q=np.asarray(profile.time_start_quantiles),
@@ -496,12 +500,19 @@ def _plan(
     return _calibrate(plan, target)
 
 
-def _inverse_cdf(weights: F64) -> F64:
-    """Continuous bracket index at evenly spaced probabilities: O(1) sampling by lookup."""
+def _inverse_cdf(weights: F64) -> tuple[F64, F64]:
+    """Inverse CDF of bracket weights as a lookup table: O(1) sampling.
+
+    At ``t = u * _TABLE_CELLS`` the continuous bracket index is
+    ``base[int(t)] + t * slope[int(t)]`` (linear within each cell).
+    """
     cdf = np.concatenate([[0.0], np.cumsum(weights)])
     cdf /= cdf[-1]
     cells = np.linspace(0.0, 1.0, _TABLE_CELLS + 1)
-    return np.asarray(np.interp(cells, cdf, np.arange(weights.size + 1, dtype=np.float64)))
+    at = np.interp(cells, cdf, np.arange(weights.size + 1, dtype=np.float64))
+    slope = np.diff(at)
+    base = at[:-1] - np.arange(_TABLE_CELLS) * slope
+    return base, slope
 
 
 def _calibrate(plan: _Plan, target: F64) -> _Plan:
@@ -532,37 +543,125 @@ def _calibrate(plan: _Plan, target: F64) -> _Plan:
         seen /= seen.sum()
         factor = np.where(seen > 0, want / np.maximum(seen, 1e-300), 1.0)
         weights *= np.clip(factor, 0.25, 4.0)[band]
-        plan = replace(plan, inverse_cdf=_inverse_cdf(weights))
+        base, slope = _inverse_cdf(weights)
+        plan = replace(plan, table_base=base, table_slope=slope)
     return plan
 
 
-def _draw(plan: _Plan, x: F64, y: F64, first_genre: I64, n_genres: I64, taste: bool = True) -> I64:
+def _draw(
+    plan: _Plan,
+    x: F64,
+    y: npt.NDArray[np.float32],
+    first_genre: npt.NDArray[np.int32],
+    scale: npt.NDArray[np.float32],
+    taste: bool = True,
+) -> I64:
     """Popularity ranks for uniforms ``x`` (popularity level) and ``y`` (genre choice).
 
-    With ``taste``, rows with ``y < focus`` take one of the user's genres
-    ``first_genre .. first_genre + n_genres - 1`` (mod genres), the rest any genre.
+    With ``taste``, rows with ``y < focus`` take genre ``first_genre +
+    int(y * scale)`` (mod genres), where ``scale = n_genres / focus`` spreads
+    them over the user's genres; the other rows take any genre.
     """
     k = plan.genres
     t = x * _TABLE_CELLS
     cell = t.astype(np.int64)
-    lo = plan.inverse_cdf[cell]
-    bracket = (lo + (t - cell) * (plan.inverse_cdf[cell + 1] - lo)).astype(np.int64)
+    t *= plan.table_slope[cell]
+    t += plan.table_base[cell]
+    bracket = t.astype(np.int64)
     np.minimum(bracket, plan.n_brackets - 1, out=bracket)
     if taste and plan.focus > 0.0:
-        focused = y < plan.focus
-        mine = first_genre + (y * (n_genres / plan.focus)).astype(np.int64)
-        mine -= np.where(mine >= k, k, 0)
+        mine = (y * scale).astype(np.int32)
+        mine += first_genre
+        np.subtract(mine, k, out=mine, where=mine >= k)
         if plan.focus < 1.0:
-            anyg = ((y - plan.focus) * (k / (1.0 - plan.focus))).astype(np.int64)
-            genre = np.where(focused, mine, anyg)
+            anyg = ((y - np.float32(plan.focus)) * np.float32(k / (1.0 - plan.focus))).astype(np.int32)
+            genre = np.where(y < plan.focus, mine, anyg)
         else:
             genre = mine
     else:
-        genre = (y * k).astype(np.int64)
-    rank = bracket * k + genre
-    if plan.n_brackets * k != plan.n_items:
-        rank -= np.where(rank >= plan.n_items, k, 0)
-    return rank
+        genre = (y * np.float32(k)).astype(np.int32)
+    np.minimum(genre, k - 1, out=genre)
+    bracket *= k
+    bracket += genre
+    np.subtract(bracket, k, out=bracket, where=bracket >= plan.n_items)
+    return bracket
+
+
+def _fresh(
+    plan: _Plan,
+    rng: np.random.Generator,
+    users: I64,
+    round_: int,
+    first_genre: npt.NDArray[np.int32],
+    scale: npt.NDArray[np.float32],
+) -> I64:
+    """New ranks for ``users``: by taste first, then by popularity, then uniformly."""
+    m = users.size
+    if round_ >= _MAX_ROUNDS - 2:
+        return rng.integers(0, plan.n_items, m, dtype=np.int64)
+    return _draw(
+        plan,
+        rng.random(m),
+        rng.random(m, dtype=np.float32),
+        first_genre[users],
+        scale[users],
+        taste=round_ < _TASTE_ROUNDS,
+    )
+
+
+def _redraw_repeats(
+    plan: _Plan,
+    keys: I64,
+    rng: np.random.Generator,
+    first_genre: npt.NDArray[np.int32],
+    scale: npt.NDArray[np.float32],
+) -> I64:
+    """Replace repeated (user, item) keys in sorted ``keys`` by fresh items; returns sorted keys.
+
+    While repeats are many, they are rewritten in place and the keys re-sorted
+    (a stable sort of nearly sorted keys is near-linear); once few are left,
+    candidates are checked by binary search and the keys sorted once more at
+    the end. Users with more rows than the catalogue can supply keep repeats.
+    """
+    n_items = plan.n_items
+    dup = np.flatnonzero(keys[1:] == keys[:-1]) + 1
+    round_ = 0
+    while dup.size > keys.size >> 6 and round_ < _MAX_ROUNDS:
+        users = keys[dup] // n_items
+        keys[dup] = users * n_items + _fresh(plan, rng, users, round_, first_genre, scale)
+        keys.sort(kind="stable")
+        dup = np.flatnonzero(keys[1:] == keys[:-1]) + 1
+        round_ += 1
+    if dup.size == 0:
+        return keys
+    users = keys[dup] // n_items
+    fixes: list[tuple[I64, I64]] = []
+    placed: I64 = keys[:0]
+    while round_ < _MAX_ROUNDS and dup.size:
+        cand = users * n_items + _fresh(plan, rng, users, round_, first_genre, scale)
+        order = np.argsort(cand, kind="stable")
+        cand, dup, users = cand[order], dup[order], users[order]
+        ok = np.ones(cand.size, dtype=bool)
+        ok[1:] = cand[1:] != cand[:-1]
+        ok &= ~_contains(keys, cand)
+        ok &= ~_contains(placed, cand)
+        # Values go in at the end: ``keys`` must stay sorted for the searches.
+        fixes.append((dup[ok], cand[ok]))
+        placed = np.sort(np.concatenate([placed, cand[ok]]))
+        dup, users = dup[~ok], users[~ok]
+        round_ += 1
+    for at, value in fixes:
+        keys[at] = value
+    keys.sort(kind="stable")
+    return keys
+
+
+def _contains(sorted_keys: I64, keys: I64) -> npt.NDArray[np.bool_]:
+    """Whether each of ``keys`` is in ``sorted_keys``."""
+    if sorted_keys.size == 0:
+        return np.zeros(keys.size, dtype=bool)
+    pos = np.minimum(np.searchsorted(sorted_keys, keys), sorted_keys.size - 1)
+    return np.asarray(sorted_keys[pos] == keys)
 
 
 def _block_ranks(plan: _Plan, index: int) -> I64:
@@ -581,66 +680,42 @@ def _block(
     k = plan.genres
     n_items = plan.n_items
 
-    first_genre = rng.integers(0, k, nb, dtype=np.int64)
-    n_genres = np.clip(np.ceil(plan.focus * counts / plan.per_genre), 1, k).astype(np.int64)
+    first_genre = rng.integers(0, k, nb, dtype=np.int32)
+    n_genres = np.clip(np.ceil(plan.focus * counts / plan.per_genre), 1, k)
+    scale = (n_genres / max(plan.focus, 1e-9)).astype(np.float32)
     span = np.interp(rng.random(nb), _profile.TIME_PROBS, plan.span_q)
     start = np.minimum(np.interp(rng.random(nb), _profile.TIME_PROBS, plan.start_q), 1.0 - span)
-    user_level = rng.random(nb, dtype=np.float32)
+    user_cell = rng.integers(0, _RATING_CELLS, nb, dtype=np.uint16)
     row_user = np.repeat(np.arange(nb, dtype=np.int64), counts)
 
-    # Sorted uniforms per user (normalised exponential spacings) give ranks
-    # nearly sorted within each user, so finding repeated items needs only a
-    # near-linear stable sort instead of a full one.
-    cum = np.empty(n + 1)
-    cum[0] = 0.0
-    np.cumsum(rng.standard_exponential(n), out=cum[1:])
-    seg = plan.row_starts[u0 : u1 + 1] - plan.row_starts[u0]
-    base = cum[seg[:-1]]
-    total = cum[seg[1:]] - base + rng.standard_exponential(nb)
-    x = cum[1:]
-    x -= np.repeat(base, counts)
-    x /= np.repeat(total, counts)
-    ranks = _draw(plan, x, rng.random(n), np.repeat(first_genre, counts), np.repeat(n_genres, counts))
-    del cum, x
-
-    keys = row_user * n_items + ranks
+    # Stratified uniforms per user: the j-th of a user's c rows falls in
+    # [j / c, (j + 1) / c). Like sampling without replacement, this spreads a
+    # user's rows over the popularity curve, so repeats are few, and the ranks
+    # come out nearly sorted within each user, so finding the repeats needs
+    # only a near-linear stable sort.
+    x = rng.random(n)
+    x += np.arange(n, dtype=np.float64)
+    x -= np.repeat(plan.row_starts[u0:u1] - plan.row_starts[u0], counts)
+    x /= np.repeat(counts.astype(np.float64), counts)
+    y = rng.random(n, dtype=np.float32)
+    keys = _draw(plan, x, y, np.repeat(first_genre, counts), np.repeat(scale, counts))
+    del x, y
+    keys += row_user * n_items
     keys.sort(kind="stable")
-    for round_ in range(_MAX_ROUNDS):
-        dup = np.flatnonzero(keys[1:] == keys[:-1]) + 1
-        if dup.size == 0:
-            break
-        users = keys[dup] // n_items
-        if round_ < _MAX_ROUNDS - 2:
-            # Redraw by taste first, then from the whole catalogue by popularity.
-            fresh = _draw(
-                plan,
-                rng.random(dup.size),
-                rng.random(dup.size),
-                first_genre[users],
-                n_genres[users],
-                taste=round_ < _TASTE_ROUNDS,
-            )
-        else:
-            fresh = rng.integers(0, n_items, dup.size, dtype=np.int64)
-        keys[dup] = users * n_items + fresh
-        keys.sort(kind="stable")
+    keys = _redraw_repeats(plan, keys, rng, first_genre, scale)
     keys -= row_user * n_items
     ranks = keys
     if ranks_only:
         return row_user, ranks, np.empty(0, np.float32), row_user
 
     # Ratings: a share of rows take the item's level, a share the user's, the
-    # rest a fresh uniform; each part is uniform, so the pmf is kept exactly.
-    z = rng.random(n)
-    a, b = _RATING_ITEM_SHARE, _RATING_USER_SHARE
-    level = np.where(
-        z < a,
-        plan.item_level[ranks],
-        np.where(z < a + b, np.repeat(user_level, counts), (z - a - b) / (1.0 - a - b)),
-    )
-    idx = np.searchsorted(plan.rating_cdf, level, side="right")
-    np.minimum(idx, plan.rating_values.size - 1, out=idx)
-    rating = plan.rating_values[idx]
+    # rest a fresh one; each part is uniform, so the rating pmf is kept.
+    which = rng.random(n, dtype=np.float32)
+    cell = rng.integers(0, _RATING_CELLS, n, dtype=np.uint16)
+    a, b = np.float32(_RATING_ITEM_SHARE), np.float32(_RATING_ITEM_SHARE + _RATING_USER_SHARE)
+    np.copyto(cell, plan.item_cell[ranks], where=which < a)
+    np.copyto(cell, np.repeat(user_cell, counts), where=(which >= a) & (which < b))
+    rating = plan.rating_table[cell]
 
     when = rng.random(n)
     when *= np.repeat(span, counts)
@@ -830,7 +905,9 @@ def write_csv(
     if not out.parent.is_dir():
         raise ValidationError(f"folder {out.parent} does not exist", field="path")
     tmp = _temp_sibling(out)
-    options = pacsv.WriteOptions(include_header=header, delimiter=sep, quoting_style="needed")
+    options = pacsv.WriteOptions(
+        include_header=header, delimiter=sep, quoting_style="needed", quoting_header="none"
+    )
     try:
         with pa.OSFile(str(tmp), "wb") as raw:
             sink: pa.NativeFile = pa.CompressedOutputStream(raw, "gzip") if gzip else raw

@@ -10,7 +10,7 @@ build larger batches.
 
 Admission is decided when a request arrives, never later: if the queue is full,
 or the estimated wait (queued rows times the measured cost per row) would
-overrun the request's deadline, :class:`Overloaded` is raised at once (the
+overrun the request's deadline, :class:`OverloadedError` is raised at once (the
 server answers 503 with ``Retry-After``), so the requests that were admitted
 keep their latency instead of every request getting slower.
 """
@@ -27,14 +27,14 @@ from typing import Any
 
 from mlscale.errors import MlscaleError
 
-__all__ = ["Batcher", "BatchStats", "Overloaded"]
+__all__ = ["BatchStats", "Batcher", "OverloadedError"]
 
 log = logging.getLogger("mlscale.serve")
 
 Reply = Callable[[Any], None]
 
 
-class Overloaded(MlscaleError):
+class OverloadedError(MlscaleError):
     """The server cannot answer this request in time; retry after ``retry_after`` seconds."""
 
     http_status = 503
@@ -114,23 +114,25 @@ class Batcher:
         batches = math.ceil(total / self.max_batch)
         return batches * self.per_batch + total * self.per_row + self.max_wait
 
-    def submit(self, request: Any, cost: int, deadline: float, reply: Reply, now: float | None = None) -> None:
+    def submit(
+        self, request: Any, cost: int, deadline: float, reply: Reply, now: float | None = None
+    ) -> None:
         """Queue ``request`` (``cost`` rows) to be answered through ``reply`` before ``deadline``.
 
-        Raises :class:`Overloaded` at once when the queue is full or the
+        Raises :class:`OverloadedError` at once when the queue is full or the
         deadline (``time.monotonic()`` seconds) cannot be met.
         """
         now = time.monotonic() if now is None else now
         if self._queue and self._queued_rows + cost > self.max_queue:
             self.stats.rejected("queue_full")
-            raise Overloaded(
+            raise OverloadedError(
                 f"the queue is full ({self._queued_rows} rows waiting)",
                 retry_after=self._retry_after(),
                 reason="queue_full",
             )
         if now + self.estimate(cost) > deadline:
             self.stats.rejected("deadline")
-            raise Overloaded(
+            raise OverloadedError(
                 "the request's deadline cannot be met at the current load",
                 retry_after=self._retry_after(),
                 reason="deadline",
@@ -168,7 +170,9 @@ class Batcher:
             if entry.deadline < now:
                 # Its client has given up by now: computing it would only delay the others.
                 self.stats.rejected("deadline")
-                entry.reply(Overloaded("the request waited past its deadline", retry_after=1, reason="deadline"))
+                entry.reply(
+                    OverloadedError("the request waited past its deadline", retry_after=1, reason="deadline")
+                )
                 continue
             batch.append(entry)
             rows += entry.cost

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from email.utils import formatdate
 from http import HTTPStatus
-from typing import Protocol
+from typing import Protocol, cast
 
 import httptools
 
@@ -86,11 +86,11 @@ class Handler(Protocol):
     def handle(self, request: Request) -> None: ...
 
 
-class _TooLarge(Exception):
+class _TooLargeError(Exception):
     pass
 
 
-class _BadHeaders(Exception):
+class _BadHeadersError(Exception):
     pass
 
 
@@ -100,9 +100,9 @@ class Connection(asyncio.Protocol):
     __slots__ = (
         "_body",
         "_body_size",
+        "_current",
         "_eof",
         "_failed",
-        "_current",
         "_header_bytes",
         "_headers",
         "_paused_reading",
@@ -135,7 +135,8 @@ class Connection(asyncio.Protocol):
     # -- transport events ----------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # uvloop's transports are not subclasses of asyncio.Transport, but have its methods.
+        transport = cast(asyncio.Transport, transport)
         self.transport = transport
         server = self.server
         sock = transport.get_extra_info("socket")
@@ -167,9 +168,9 @@ class Connection(asyncio.Protocol):
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError as err:
             cause = err.__context__
-            if isinstance(cause, _TooLarge):
+            if isinstance(cause, _TooLargeError):
                 self._fail(413, str(cause).encode())
-            elif isinstance(cause, _BadHeaders):
+            elif isinstance(cause, _BadHeadersError):
                 self._fail(431, str(cause).encode())
             else:
                 log.error("request handling failed", exc_info=cause)
@@ -201,14 +202,14 @@ class Connection(asyncio.Protocol):
         self._url.append(url)
         self._header_bytes += len(url)
         if self._header_bytes > self.server.limits.max_url:
-            raise _BadHeaders(f"the URL is longer than {self.server.limits.max_url} bytes")
+            raise _BadHeadersError(f"the URL is longer than {self.server.limits.max_url} bytes")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers += 1
         self._header_bytes += len(name) + len(value)
         limits = self.server.limits
         if self._headers > limits.max_headers or self._header_bytes > limits.max_header_bytes:
-            raise _BadHeaders("request headers too large")
+            raise _BadHeadersError("request headers too large")
         req = self._current
         assert req is not None
         lname = name.lower()
@@ -220,7 +221,9 @@ class Connection(asyncio.Protocol):
             except ValueError:
                 return  # llhttp rejects it itself
             if size > limits.max_body:
-                raise _TooLarge(f"the body ({size} bytes) is larger than the limit of {limits.max_body} bytes")
+                raise _TooLargeError(
+                    f"the body ({size} bytes) is larger than the limit of {limits.max_body} bytes"
+                )
         elif lname == b"x-request-timeout-ms":
             req.timeout_ms = value
         elif lname == b"expect" and value.lower() == b"100-continue" and self.transport is not None:
@@ -229,7 +232,7 @@ class Connection(asyncio.Protocol):
     def on_body(self, body: bytes) -> None:
         self._body_size += len(body)
         if self._body_size > self.server.limits.max_body:
-            raise _TooLarge(f"the body is larger than the limit of {self.server.limits.max_body} bytes")
+            raise _TooLargeError(f"the body is larger than the limit of {self.server.limits.max_body} bytes")
         self._body.append(body)
 
     def on_message_complete(self) -> None:
@@ -358,6 +361,8 @@ class Server:
         self.date = formatdate(usegmt=True).encode()
         self._server: asyncio.AbstractServer | None = None
         self._ticker: asyncio.TimerHandle | None = None
+        #: Called once a second on the loop (gauges, housekeeping).
+        self.on_tick: list[Callable[[], None]] = []
 
     async def start(self, sock: socket.socket, backlog: int = 2048) -> None:
         """Serve on the (bound, listening) socket ``sock``."""
@@ -370,6 +375,8 @@ class Server:
         now = time.monotonic()
         for conn in list(self.connections):
             conn.check_timeouts(now)
+        for hook in self.on_tick:
+            hook()
         self._ticker = self.loop.call_later(1.0, self._tick)
 
     def stop_accepting(self) -> None:

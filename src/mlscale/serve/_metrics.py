@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import mmap
-import os
 from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -74,7 +73,7 @@ class _Store:
         if self.key_path is not None:
             tmp = self.key_path.with_suffix(".tmp")
             tmp.write_text(json.dumps(self.keys))
-            os.replace(tmp, self.key_path)
+            tmp.replace(self.key_path)
         return base
 
 
@@ -213,7 +212,9 @@ class Metrics:
             if fam.kind == "gauge":
                 for (name, labels, tag), value in sorted(gauges.items()):
                     if name == fam.name:
-                        lines.append(f"{name}{_labels(fam.labelnames, labels, ('worker', tag))} {_num(value)}")
+                        lines.append(
+                            f"{name}{_labels(fam.labelnames, labels, ('worker', tag))} {_num(value)}"
+                        )
             elif fam.kind == "counter":
                 for (name, labels, _), value in sorted(sums.items()):
                     if name == fam.name:
@@ -263,4 +264,4 @@ def mark_dead(directory: Path, worker: str) -> None:
     for suffix in (".bin", ".json"):
         src = directory / f"w-{worker}{suffix}"
         if src.exists():
-            os.replace(src, directory / f"d-{worker}{suffix}")
+            src.replace(directory / f"d-{worker}{suffix}")

@@ -11,6 +11,7 @@ runs on the new, and no request fails or waits for the load.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 import time
@@ -57,12 +58,7 @@ class LiveModel:
 
 def build_predictor(loaded: LoadedModel) -> Predictor:
     """The predictor the model's application gives for a loaded version."""
-    app = get_application(loaded.manifest.app)
-    make = getattr(app, "predictor", None)
-    if make is None:
-        raise ConfigError(f"the {loaded.manifest.app!r} application cannot serve models yet")
-    predictor: Predictor = make(loaded)
-    return predictor
+    return get_application(loaded.manifest.app).predictor(loaded)
 
 
 def load_live(store: Store, ref: ModelRef, *, verify: bool = True) -> LiveModel:
@@ -126,7 +122,7 @@ class ModelSlot:
         for action in self.live.actions:
             if action not in self.batchers:
                 self.batchers[action] = Batcher(
-                    lambda reqs, a=action: self._run(a, reqs),
+                    functools.partial(self._run, action),
                     max_batch=self.settings.max_batch,
                     max_wait=self.settings.max_wait,
                     max_queue=self.settings.max_queue,
@@ -208,7 +204,13 @@ class Watcher(threading.Thread):
             live = load_live(self.store, exact, verify=self.verify)
         except Exception as exc:
             slot.failed_version, slot.failed_at = version, time.monotonic()
-            log.error("%s: cannot load %s, keeping version %d: %s", slot.name, exact, slot.live.manifest.version, exc)
+            log.error(
+                "%s: cannot load %s, keeping version %d: %s",
+                slot.name,
+                exact,
+                slot.live.manifest.version,
+                exc,
+            )
             if self.on_swap is not None:
                 self.loop.call_soon_threadsafe(self.on_swap, slot, None, exc)
             return False

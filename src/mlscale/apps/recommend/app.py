@@ -7,7 +7,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
@@ -26,7 +26,10 @@ from mlscale.data.sources import InteractionStream, open_interactions
 from mlscale.engines import ENGINES, get_engine
 from mlscale.engines.spark import SparkEngine
 from mlscale.errors import ValidationError
-from mlscale.registry import ModelRef, Store, open_store
+from mlscale.registry import LoadedModel, ModelRef, Store, open_store
+
+if TYPE_CHECKING:
+    from mlscale.serve.predictor import Predictor
 
 __all__ = ["RecommendApp"]
 
@@ -230,6 +233,14 @@ class RecommendApp(Application):
         p.add_argument("--json", action="store_true", help="JSON output")
         _common.add_registry_arg(p)
         p.set_defaults(handler=self._recommend_cmd)
+
+    def predictor(self, model: LoadedModel) -> Predictor:
+        """Serve a recommender version (``mlscale serve``): micro-batched, arrays memory-mapped."""
+        from mlscale.apps.recommend.predictor import RecommendPredictor
+
+        return RecommendPredictor(
+            from_artifact(model), model_ref=str(model.ref.model), version=model.manifest.version
+        )
 
     # -- verbs ------------------------------------------------------------------------
 

@@ -19,7 +19,8 @@ go through :meth:`ImplicitRecommender.recommend` itself.
 >>> from mlscale.data import InteractionMatrix
 >>> rng = np.random.default_rng(0)
 >>> users = rng.integers(0, 50, 2000); items = (users % 5) * 10 + rng.integers(0, 10, 2000)
->>> model = ImplicitRecommender(factors=8, iterations=5, threads=1).fit(InteractionMatrix.from_arrays(users, items))
+>>> matrix = InteractionMatrix.from_arrays(users, items)
+>>> model = ImplicitRecommender(factors=8, iterations=5, threads=1).fit(matrix)
 >>> predictor = RecommendPredictor(model, model_ref="recommend/demo", version=1)
 >>> out = predictor.recommend_batch([RecommendRequest(users=[3, 4], k=2), RecommendRequest(users=[7], k=2)])
 >>> [len(r.results) for r in out], [len(x.items) for x in out[0].results]
@@ -28,8 +29,9 @@ go through :meth:`ImplicitRecommender.recommend` itself.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import msgspec
 import numpy as np
@@ -256,7 +258,9 @@ class RecommendPredictor(Predictor):
             try:
                 user = int(key)
             except ValueError:
-                raise ValidationError(f"this model's user ids are integers; got {key!r}", field="user") from None
+                raise ValidationError(
+                    f"this model's user ids are integers; got {key!r}", field="user"
+                ) from None
         if not query:
             return RecommendRequest(users=[user])
         recent = query.get("recent_items")
@@ -290,8 +294,9 @@ class RecommendPredictor(Predictor):
                 self._recommend_group(key, [requests[i] for i in members], members, out)
             except MlscaleError:
                 # One request's bad ids must not fail its neighbours: answer them one by one.
+                one = functools.partial(self._recommend_group_one, key)
                 for i in members:
-                    out[i] = self._guard(lambda r: self._recommend_group_one(key, r), requests[i])
+                    out[i] = self._guard(one, requests[i])
         return [r if r is not None else MlscaleError("no answer") for r in out]
 
     @staticmethod
@@ -424,7 +429,7 @@ class RecommendPredictor(Predictor):
         valid = ids >= 0
         items = self._item_ids[np.where(valid, ids, 0)].tolist()
         rounded = np.round(scores.astype(np.float64), 6).tolist()
-        partial = (~valid.all(axis=1)).tolist()
+        partial = cast(list[bool], (~valid.all(axis=1)).tolist())
         out = []
         for key, strat, row_i, row_s, cut, ok in zip(
             keys, strategy, items, rounded, partial, valid.tolist(), strict=True
@@ -458,9 +463,7 @@ class RecommendPredictor(Predictor):
     def _from_recs(self, keys: Sequence[Any], recs: Recommendations) -> list[UserRecommendations]:
         rows = recs.to_lists()
         return [
-            UserRecommendations(
-                key, str(strat), [i for i, _ in row], [round(float(s), 6) for _, s in row]
-            )
+            UserRecommendations(key, str(strat), [i for i, _ in row], [round(float(s), 6) for _, s in row])
             for key, strat, row in zip(keys, recs.strategy.tolist(), rows, strict=True)
         ]
 
@@ -480,7 +483,9 @@ class RecommendPredictor(Predictor):
             try:
                 item = int(key)
             except ValueError:
-                raise ValidationError(f"this model's item ids are integers; got {key!r}", field="item") from None
+                raise ValidationError(
+                    f"this model's item ids are integers; got {key!r}", field="item"
+                ) from None
         return SimilarRequest(items=[item], k=_query_k(query) if query else 10)
 
     def similar_batch(self, requests: Sequence[SimilarRequest]) -> list[SimilarResponse | MlscaleError]:

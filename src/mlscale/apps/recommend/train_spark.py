@@ -73,10 +73,25 @@ def _to_arrow(df: Any) -> pa.Table:
 
 
 def _dense_index(df: Any, column: str, index: str) -> Any:
-    """``column`` -> ``index`` 0..n-1 in sorted id order (distributed; no collect)."""
-    distinct = df.select(column).distinct().orderBy(column)
-    rdd = distinct.rdd.zipWithIndex().map(lambda pair: (pair[0][0], int(pair[1])))
-    return rdd.toDF([column, index]).withColumn(index, _fn().col(index).cast("int"))
+    """``column`` -> ``index`` 0..n-1, all in the JVM (no Python rows, no single-partition sort).
+
+    ``monotonically_increasing_id`` is (partition << 33) + position; one small
+    collect of the per-partition counts turns it into dense offsets. The ids
+    are persisted first so every action sees the same numbering.
+    """
+    from pyspark import StorageLevel
+
+    f = _fn()
+    ids = df.select(column).distinct().withColumn("_mid", f.monotonically_increasing_id())
+    ids = ids.withColumn("_pid", f.shiftright("_mid", 33)).persist(StorageLevel.MEMORY_AND_DISK)
+    counts = sorted((int(r["_pid"]), int(r["count"])) for r in ids.groupBy("_pid").count().collect())
+    offsets, total = [], 0
+    for pid, n in counts:
+        offsets.append((pid, total))
+        total += n
+    off = df.sparkSession.createDataFrame(offsets or [(0, 0)], "_pid long, _off long")
+    pos = f.col("_mid").bitwiseAND((1 << 33) - 1)
+    return ids.join(f.broadcast(off), "_pid").select(column, (f.col("_off") + pos).cast("int").alias(index))
 
 
 def weighted_frame(m: Any, weighting: str, k1: float, b: float, n_items: int) -> Any:

@@ -1,0 +1,128 @@
+"""One worker process: load and warm the models, then serve on the socket the supervisor shares.
+
+Started by the supervisor as ``python -m mlscale.serve._worker FD STATUS_FD CONFIG_JSON``.
+It accepts connections only once every model is loaded and warmed (so a
+replaced worker never answers "not ready"), writes ``ready`` to the status
+pipe, and on SIGTERM stops accepting, finishes what is in flight (up to
+``grace`` seconds) and exits. It also exits if the supervisor disappears.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Sequence
+
+from threadpoolctl import threadpool_limits
+
+from mlscale.config import load_settings
+from mlscale.errors import MlscaleError
+from mlscale.registry import ModelRef, Store, open_store
+from mlscale.serve._app import ServeMetrics, ServingApp
+from mlscale.serve._config import ServeConfig
+from mlscale.serve._http import Limits, Server, install_loop_policy
+from mlscale.serve._metrics import Metrics
+from mlscale.serve._models import BatchSettings, ModelSlot, Watcher, load_live
+
+__all__ = ["build_app", "main", "run_worker"]
+
+log = logging.getLogger("mlscale.serve")
+
+
+def build_app(config: ServeConfig, store: Store, metrics: Metrics, token: str | None) -> ServingApp:
+    """Load and warm every configured model; the routes that serve them."""
+    serve_metrics = ServeMetrics(metrics)
+    settings = BatchSettings(
+        max_batch=config.max_batch, max_wait=config.batch_wait, max_queue=config.max_queue
+    )
+    slots = {}
+    for name, ref_text in config.models:
+        ref = ModelRef.parse(ref_text)
+        exact = ref.with_selector(store.current_version(ref))
+        live = load_live(store, exact, verify=config.verify)
+        slots[name] = ModelSlot(name, ref, live, settings, serve_metrics.stats)
+    return ServingApp(slots, metrics=serve_metrics, token=token, timeout=config.timeout)
+
+
+def limits_of(config: ServeConfig) -> Limits:
+    """The connection limits a configuration asks for."""
+    return Limits(max_body=config.max_body, max_connections=config.max_connections)
+
+
+async def _serve(config: ServeConfig, app: ServingApp, sock: socket.socket, status_fd: int | None) -> int:
+    loop = asyncio.get_running_loop()
+    server = Server(app, limits_of(config), loop)
+    app._connections = server.connections
+    server.on_tick.append(app.update_gauges)
+    store = open_store(config.registry)
+    watcher = Watcher(
+        store,
+        list(app.slots.values()),
+        loop,
+        interval=config.poll_interval,
+        verify=config.verify,
+        on_swap=app.on_swap,
+    )
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    parent = os.getppid()
+
+    def watch_parent() -> None:
+        if os.getppid() != parent:
+            log.error("the supervisor is gone; stopping")
+            stop.set()
+        else:
+            loop.call_later(1.0, watch_parent)
+
+    await server.start(sock, backlog=config.backlog)
+    watcher.start()
+    watch_parent()
+    if status_fd is not None:
+        os.write(status_fd, b"ready\n")
+    await stop.wait()
+    # Drain: stop accepting, answer what is in flight, then close.
+    app.draining = True
+    server.stop_accepting()
+    watcher.stop()
+    deadline = time.monotonic() + config.grace
+    while server.in_flight() and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    server.close()
+    return 0
+
+
+def run_worker(config: ServeConfig, sock: socket.socket, status_fd: int | None = None) -> int:
+    """Serve until SIGTERM; returns the exit status."""
+    # One BLAS thread per worker: the workers are the parallelism, and more would oversubscribe the cores.
+    threadpool_limits(config.threads)
+    store = open_store(config.registry)
+    metrics = Metrics(config.metrics_dir, worker=str(os.getpid()))
+    app = build_app(config, store, metrics, load_settings().api_token)
+    loop = install_loop_policy()()
+    try:
+        return loop.run_until_complete(_serve(config, app, sock, status_fd))
+    finally:
+        loop.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of a worker process."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    fd, status_fd, config = int(args[0]), int(args[1]), ServeConfig.from_json(args[2])
+    logging.basicConfig(level=logging.WARNING, format=f"mlscale serve [worker {os.getpid()}] %(message)s")
+    sock = socket.socket(fileno=fd)
+    try:
+        return run_worker(config, sock, status_fd)
+    except MlscaleError as err:
+        print(f"mlscale serve [worker {os.getpid()}]: error: {err}", file=sys.stderr)
+        return err.exit_code
+
+
+if __name__ == "__main__":  # pragma: no cover - run by the supervisor
+    sys.exit(main())
