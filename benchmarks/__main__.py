@@ -1,11 +1,11 @@
-"""``python -m benchmarks NAME [options]``: run one benchmark (``ingest`` or ``train``)."""
+"""``python -m benchmarks NAME [options]``: run one benchmark (``ingest``, ``train`` or ``serve``)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from benchmarks import ingest, train
+from benchmarks import ingest, serve, train
 
 __all__ = ["main"]
 
@@ -19,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="benchmark", metavar="NAME", required=True)
     ingest.add_parser(sub)
     train.add_parser(sub)
+    serve.add_parser(sub)
     return parser
 
 

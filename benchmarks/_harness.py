@@ -36,6 +36,7 @@ __all__ = [
     "REPO_ROOT",
     "Outcome",
     "Summary",
+    "cpu_ratio",
     "emit",
     "fmt_num",
     "format_table",
@@ -49,6 +50,7 @@ __all__ = [
     "rss_peak_kib",
     "run_candidate",
     "run_candidates",
+    "runs_text",
     "set_profiler",
     "stopwatch",
     "summarise",
@@ -316,6 +318,19 @@ def summarise(name: str, outcomes: Sequence[Outcome]) -> Summary:
     rep = min(good, key=lambda o: abs(float(o.metrics["seconds"]) - median))
     status = "ok" if len(good) == len(outcomes) else f"ok ({len(good)}/{len(outcomes)} runs)"
     return Summary(name, status, median, peak, len(outcomes), rep.metrics, "", secs)
+
+
+def cpu_ratio(numerator: Summary | None, denominator: Summary | None) -> float | None:
+    """Ratio of two candidates' CPU seconds (representative runs); None when one is missing."""
+    if numerator is None or denominator is None:
+        return None
+    a, b = numerator.metrics.get("cpu_seconds"), denominator.metrics.get("cpu_seconds")
+    return float(a) / float(b) if a and b else None
+
+
+def runs_text(summary: Summary) -> str:
+    """Every run's measured seconds, for a table cell (``5.8 / 6.5 / 3.9``)."""
+    return " / ".join(f"{s:.3g}" for s in summary.all_seconds) or "-"
 
 
 def host_info() -> dict[str, Any]:

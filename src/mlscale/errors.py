@@ -26,6 +26,7 @@ __all__ = [
     "MlscaleError",
     "ModelNotFoundError",
     "RegistryError",
+    "UnreachableError",
     "ValidationError",
 ]
 
@@ -128,3 +129,10 @@ class DependencyError(MlscaleError):
     """An optional dependency or system tool is missing; says how to install it."""
 
     exit_code = 69
+
+
+class UnreachableError(MlscaleError):
+    """A server or URL the user named cannot be reached."""
+
+    exit_code = 69
+    http_status = 502

@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from mlscale.apps.recommend import ImplicitRecommender, from_artifact
+from mlscale.apps.recommend import from_artifact
 from mlscale.cli import main
 from mlscale.engines.spark import SparkEngine
 from mlscale.registry import Manifest, open_store
@@ -17,14 +17,29 @@ ENGINES = [pytest.param("local", id="local"), pytest.param("spark", id="spark", 
 
 
 @pytest.fixture(scope="module", params=ENGINES)
-def trained(request: pytest.FixtureRequest, shared_data: Path,
-            tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path, Manifest]:
+def trained(
+    request: pytest.FixtureRequest, shared_data: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[str, Path, Manifest]:
     engine = request.param
     if engine == "spark":
         request.getfixturevalue("spark_engine")
     registry = tmp_path_factory.mktemp(f"registry-{engine}")
-    argv = ["train", "recommend", "--data", "movielens-100k", "--data-dir", str(shared_data), "--name", "ml",
-            "--engine", engine, "--evaluate", "--quiet", "--registry", str(registry)]
+    argv = [
+        "train",
+        "recommend",
+        "--data",
+        "movielens-100k",
+        "--data-dir",
+        str(shared_data),
+        "--name",
+        "ml",
+        "--engine",
+        engine,
+        "--evaluate",
+        "--quiet",
+        "--registry",
+        str(registry),
+    ]
     if engine == "spark":
         argv += ["--spark-master", "local[2]"]
     assert main(argv) == 0
@@ -43,8 +58,16 @@ def test_manifest_records_engine_and_quality(trained: tuple[str, Path, Manifest]
 def test_same_artifact_format(trained: tuple[str, Path, Manifest]) -> None:
     _, registry, manifest = trained
     loaded = open_store(registry).load(manifest.ref)
-    assert sorted(loaded.arrays) == ["item_factors", "item_ids", "item_popularity", "seen_data", "seen_indices",
-                                     "seen_indptr", "user_factors", "user_ids"]
+    assert sorted(loaded.arrays) == [
+        "item_factors",
+        "item_ids",
+        "item_popularity",
+        "seen_data",
+        "seen_indices",
+        "seen_indptr",
+        "user_factors",
+        "user_ids",
+    ]
     assert loaded.arrays["user_factors"].dtype == np.float32
     assert loaded.arrays["user_ids"].dtype == np.int64
     assert loaded.arrays["seen_indptr"].size == 944
@@ -62,8 +85,9 @@ def test_served_by_the_same_code(trained: tuple[str, Path, Manifest]) -> None:
 
 
 @pytest.mark.spark
-def test_spark_precompute_matches_local(trained: tuple[str, Path, Manifest], tmp_path: Path,
-                                        spark_engine: SparkEngine) -> None:
+def test_spark_precompute_matches_local(
+    trained: tuple[str, Path, Manifest], tmp_path: Path, spark_engine: SparkEngine
+) -> None:
     engine, registry, _ = trained
     if engine != "local":
         pytest.skip("compares the two engines' batch scoring on the local model")
@@ -89,10 +113,8 @@ def test_spark_metrics_agree_with_local(spark_engine: SparkEngine) -> None:
     truth = [rng.choice(50, int(rng.integers(1, 15)), replace=False) for _ in range(40)]
     local = ranking_metrics(recs, truth, k=10, n_items=50)
     spark = spark_engine.session
-    recs_df = spark.createDataFrame([(u, [int(x) for x in recs[u]]) for u in range(40)],
-                                    "uidx int, items array<int>")
-    truth_df = spark.createDataFrame([(u, [int(x) for x in truth[u]]) for u in range(40)],
-                                     "uidx int, truth array<int>")
+    recs_df = spark.createDataFrame([(u, [int(x) for x in recs[u]]) for u in range(40)], "uidx int, items array<int>")
+    truth_df = spark.createDataFrame([(u, [int(x) for x in truth[u]]) for u in range(40)], "uidx int, truth array<int>")
     remote = spark_ranking_metrics(recs_df, truth_df, 10, 50)
     for name, value in local.items():
         assert remote[name] == pytest.approx(value, abs=1e-9), name

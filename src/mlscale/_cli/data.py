@@ -47,9 +47,7 @@ def add_parser(sub: Any) -> None:
         metavar="SECONDS",
         help=f"give up on a server silent this long (default {DEFAULT_TIMEOUT:g})",
     )
-    fetch.add_argument(
-        "--mirror", metavar="URL", default=None, help=f"mirror base URL (default: ${MIRROR_ENV})"
-    )
+    fetch.add_argument("--mirror", metavar="URL", default=None, help=f"mirror base URL (default: ${MIRROR_ENV})")
     _common.add_data_dir_arg(fetch)
     fetch.set_defaults(handler=_fetch)
 
@@ -125,11 +123,7 @@ def _info(args: argparse.Namespace) -> int:
         if f.content_sha256:
             print(f"      content sha256 {f.content_sha256} ({f.content_size or 0:,} bytes decompressed)")
         if f.origin is not None:
-            print(
-                textwrap.fill(
-                    f"from {f.origin.describe()}", 100, initial_indent=" " * 6, subsequent_indent=" " * 8
-                )
-            )
+            print(textwrap.fill(f"from {f.origin.describe()}", 100, initial_indent=" " * 6, subsequent_indent=" " * 8))
         else:
             print("      no official download reproduces this file: `mlscale data fetch` cannot make it")
         if f.note:
@@ -145,9 +139,7 @@ def _print_report(report: VerifyReport) -> None:
 
 def _fetch(args: argparse.Namespace) -> int:
     ds: Dataset = get_dataset(args.name)
-    report = fetch_dataset(
-        ds, _common.data_dir(args), force=args.force, timeout=args.timeout, mirror=args.mirror
-    )
+    report = fetch_dataset(ds, _common.data_dir(args), force=args.force, timeout=args.timeout, mirror=args.mirror)
     _print_report(report)
     if not report.ok:
         print(f"{ds.name}: {len(report.failed)} file(s) still missing or wrong; see the notes above")
@@ -163,10 +155,7 @@ def _verify(args: argparse.Namespace) -> int:
         return 0
     failed = report.failed
     missing = [c.file.path for c in failed if c.status is FileStatus.MISSING]
-    print(
-        f"{ds.name}: {len(failed)} of {len(report.checks)} files failed: "
-        + ", ".join(c.file.path for c in failed)
-    )
+    print(f"{ds.name}: {len(failed)} of {len(report.checks)} files failed: " + ", ".join(c.file.path for c in failed))
     if missing:
         how = f"run `mlscale data fetch {ds.name}`, or " if ds.fetchable else ""
         print(f"  to fix: {how}{ds.manual_instructions(_common.data_dir(args))}")

@@ -20,9 +20,7 @@ def add_parser(sub: Any) -> None:
         "recommender on the local engine against popularity, publish it to the registry, promote it to "
         "production and ask it for recommendations (a known user and a cold one).",
     )
-    p.add_argument(
-        "--work-dir", type=Path, default=None, help="where to write outputs (default: a temp folder)"
-    )
+    p.add_argument("--work-dir", type=Path, default=None, help="where to write outputs (default: a temp folder)")
     _common.add_data_dir_arg(p)
     _common.add_registry_arg(p)
     p.set_defaults(handler=_demo)

@@ -26,9 +26,7 @@ def add_reader_args(p: argparse.ArgumentParser) -> None:
     """Flags that say how to read an interaction file (shared with ``train``)."""
     p.add_argument("--sep", help="field separator (default: detected; e.g. ',' '\\t' '::')")
     hdr = p.add_mutually_exclusive_group()
-    hdr.add_argument(
-        "--header", dest="header", action="store_true", default=None, help="first line is a header"
-    )
+    hdr.add_argument("--header", dest="header", action="store_true", default=None, help="first line is a header")
     hdr.add_argument("--no-header", dest="header", action="store_false", help="first line is data")
     p.add_argument("--user-col", help="name of the user column (default: detected)")
     p.add_argument("--item-col", help="name of the item column (default: detected)")

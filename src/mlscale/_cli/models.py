@@ -28,9 +28,7 @@ def add_parser(sub: Any) -> None:
 
     p = group.add_parser("list", help="list every model version", description="List every model version.")
     p.add_argument("app", nargs="?", metavar="APP", help="only this application's models")
-    p.add_argument(
-        "--json", action="store_true", help="print JSON (one object per version) instead of a table"
-    )
+    p.add_argument("--json", action="store_true", help="print JSON (one object per version) instead of a table")
     add_registry_arg(p)
     p.set_defaults(handler=_list)
 
@@ -40,9 +38,7 @@ def add_parser(sub: Any) -> None:
         description="Print the manifest of the version REF names, with the model's aliases, as JSON.",
     )
     p.add_argument("ref", metavar="REF", help="APP/NAME, APP/NAME@ALIAS or APP/NAME@VERSION")
-    p.add_argument(
-        "--verify", action="store_true", help="also check every file's SHA-256 (reads every artifact)"
-    )
+    p.add_argument("--verify", action="store_true", help="also check every file's SHA-256 (reads every artifact)")
     add_registry_arg(p)
     p.set_defaults(handler=_show)
 
@@ -62,9 +58,7 @@ def add_parser(sub: Any) -> None:
         description="Remove the version REF names (APP/NAME@VERSION), or every version with --all.",
     )
     p.add_argument("ref", metavar="REF", help="APP/NAME@VERSION, or APP/NAME with --all")
-    p.add_argument(
-        "--all", action="store_true", dest="all_versions", help="remove the model with every version"
-    )
+    p.add_argument("--all", action="store_true", dest="all_versions", help="remove the model with every version")
     p.add_argument(
         "--force",
         action="store_true",

@@ -60,9 +60,7 @@ def add_parser(sub: Any) -> None:
     g = p.add_argument_group("limits")
     g.add_argument("--max-body", default="1M", help="largest request body (default: 1M)")
     g.add_argument("--max-connections", type=int, default=10_000, help="per worker (default: 10000)")
-    g.add_argument(
-        "--poll-interval", type=float, default=1.0, help="seconds between checks for a promoted version"
-    )
+    g.add_argument("--poll-interval", type=float, default=1.0, help="seconds between checks for a promoted version")
     g.add_argument("--no-verify", action="store_true", help="skip the SHA-256 check of artifacts on load")
     add_registry_arg(p)
     p.set_defaults(handler=_serve)

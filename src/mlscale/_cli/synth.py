@@ -30,9 +30,7 @@ def parse_count(text: str, *, field: str = "--rows", minimum: int = 1) -> int:
     raw = text.strip().replace("_", "").replace(",", "")
     m = re.fullmatch(r"(\d+(?:\.\d*)?(?:[eE]\+?\d+)?)\s*([kKmMgGbBtT]?)", raw)
     if m is None:
-        raise ValidationError(
-            f"expected a whole number such as 1e7, 10_000_000 or 10M, got {text!r}", field=field
-        )
+        raise ValidationError(f"expected a whole number such as 1e7, 10_000_000 or 10M, got {text!r}", field=field)
     number = Decimal(m.group(1)) * _SUFFIX[m.group(2).lower()]
     if number != number.to_integral_value():
         raise ValidationError(f"expected a whole number, got {text!r} (= {number:f})", field=field)
@@ -126,9 +124,7 @@ def _synth(args: argparse.Namespace) -> int:
     fmt = _output_format(args)
     out: Path = args.out
     if out.exists() and not args.overwrite:
-        raise ValidationError(
-            f"{out} already exists", field="--out", hint="pass --overwrite or choose another path"
-        )
+        raise ValidationError(f"{out} already exists", field="--out", hint="pass --overwrite or choose another path")
     if not out.parent.is_dir():
         raise ValidationError(f"folder {out.parent} does not exist", field="--out")
 

@@ -25,9 +25,7 @@ def add_parser(sub: Any) -> None:
             app = get_application(name)
             if verb not in app.verbs:
                 continue
-            ap = apps.add_parser(
-                name, help=app.summary, description=f"{_HELP[verb].capitalize()}: {app.summary}"
-            )
+            ap = apps.add_parser(name, help=app.summary, description=f"{_HELP[verb].capitalize()}: {app.summary}")
             app.add_arguments(verb, ap)
             ap.set_defaults(handler=_handler(verb))
     for name in application_names():

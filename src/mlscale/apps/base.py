@@ -15,6 +15,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from mlscale.errors import ConfigError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from mlscale.loadtest.scenario import Scenario
     from mlscale.registry import LoadedModel
     from mlscale.serve.predictor import Predictor
 
@@ -51,4 +54,16 @@ class Application(abc.ABC):
         raise ConfigError(
             f"the {self.name!r} application cannot serve models yet",
             hint="serve a model of an application that implements Application.predictor",
+        )
+
+    def scenario(self, mix: dict[str, Any], *, data: str | None, data_dir: Path, model: str) -> Scenario:
+        """The requests ``mlscale loadtest --scenario <this app>`` sends, built from ``data``.
+
+        ``mix`` holds the scenario file's ``[mix]`` options; ``model`` is the served
+        model name the requests address. Applications that can be load-tested
+        override this; the default refuses.
+        """
+        raise ConfigError(
+            f"the {self.name!r} application has no load-test scenario",
+            hint="load-test it with a plain GET (no --scenario) or a scenario of another application",
         )

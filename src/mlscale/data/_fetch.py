@@ -112,9 +112,7 @@ def fetch_dataset(
         if bad:
             raise DataError(
                 f"{dataset.name}: {len(bad)} downloaded file(s) do not match the catalogue, nothing was "
-                "installed:\n"
-                + "\n".join("  " + c.describe() for c in bad)
-                + "".join(f"\n  {n}" for n in notes),
+                "installed:\n" + "\n".join("  " + c.describe() for c in bad) + "".join(f"\n  {n}" for n in notes),
                 hint="the download may be corrupt (try again) or the upstream files changed; you can also "
                 + dataset.manual_instructions(data_dir),
             )
@@ -155,9 +153,7 @@ def _download_all(
     for index, (url, download) in enumerate(downloads.items()):
         target = folder / f"{index}-{Path(urlsplit(url).path).name or 'download'}"
         source = mirror_url(url, mirror)
-        digest = _download(
-            source, target, timeout=timeout, progress=progress, dataset=dataset, data_dir=data_dir
-        )
+        digest = _download(source, target, timeout=timeout, progress=progress, dataset=dataset, data_dir=data_dir)
         if download.sha256 is not None and digest != download.sha256:
             # The per-file checks decide; a re-packed archive with the same files is fine.
             notes.append(f"{source}: archive sha256 {digest} differs from the recorded {download.sha256}")
@@ -200,15 +196,11 @@ def _download(
                 bar.update(len(chunk))
     except urllib.error.HTTPError as err:
         err.close()
-        raise DatasetNotFoundError(
-            f"could not download {url}: HTTP {err.code} {err.reason}", hint=hint
-        ) from None
+        raise DatasetNotFoundError(f"could not download {url}: HTTP {err.code} {err.reason}", hint=hint) from None
     except urllib.error.URLError as err:
         raise DatasetNotFoundError(f"could not download {url}: {err.reason}", hint=hint) from None
     except TimeoutError:
-        raise DatasetNotFoundError(
-            f"could not download {url}: no answer within {timeout:g} s", hint=hint
-        ) from None
+        raise DatasetNotFoundError(f"could not download {url}: no answer within {timeout:g} s", hint=hint) from None
     except OSError as err:
         raise DatasetNotFoundError(f"could not download {url}: {err.strerror or err}", hint=hint) from None
     if total is not None and received != total:

@@ -103,7 +103,5 @@ class IdMap:
             self._known = None
             self.size += len(fresh)
             idx = pc.index_in(ids, value_set=self._known_values())
-        out: npt.NDArray[np.int32] = (
-            idx.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
-        )
+        out: npt.NDArray[np.int32] = idx.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
         return out

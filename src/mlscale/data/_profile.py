@@ -87,9 +87,7 @@ def fit_activity(counts: npt.ArrayLike) -> tuple[list[float], list[float], float
     return rounded(probs), rounded(values), rounded([alpha])[0]
 
 
-def activity_quantile(
-    p: npt.NDArray[np.float64], probs: F64, values: F64, tail_p: float, tail_alpha: float
-) -> F64:
+def activity_quantile(p: npt.NDArray[np.float64], probs: F64, values: F64, tail_p: float, tail_alpha: float) -> F64:
     """Evaluate the fitted activity quantile function at probabilities ``p`` in [0, 1)."""
     logv = np.log(np.maximum(values, 1e-12))
     out = np.exp(np.interp(np.minimum(p, tail_p), probs, logv))

@@ -245,9 +245,7 @@ class VerifyReport:
     def __str__(self) -> str:
         good = sum(check.status is FileStatus.OK for check in self.checks)
         head = f"{self.dataset}: {good}/{len(self.checks)} files ok in {self.root}"
-        return "\n".join(
-            [head, *("  " + c.describe() for c in self.checks), *("  note: " + n for n in self.notes)]
-        )
+        return "\n".join([head, *("  " + c.describe() for c in self.checks), *("  note: " + n for n in self.notes)])
 
 
 # --------------------------------------------------------------------------- checks
@@ -290,9 +288,7 @@ def _check_file(file: DataFile, root: Path) -> FileCheck:
         with _content_stream(location, file.compression) as stream:
             content, content_size = _sha256_stream(stream)
     except (OSError, EOFError, zipfile.BadZipFile, DataFormatError) as err:
-        return FileCheck(
-            file, location, FileStatus.SHA256_MISMATCH, size, digest, f"cannot decompress it ({err})"
-        )
+        return FileCheck(file, location, FileStatus.SHA256_MISMATCH, size, digest, f"cannot decompress it ({err})")
     if content == file.content_sha256:
         return FileCheck(
             file, location, FileStatus.OK, size, digest, "re-compressed copy; decompressed content matches"
@@ -389,11 +385,7 @@ class Dataset:
         Only presence is checked here (cheap); :meth:`verify` checks contents.
         """
         root = self.path(data_dir)
-        wanted = (
-            tuple(self.file(p) for p in files)
-            if files is not None
-            else tuple(f for f in self.files if f.required)
-        )
+        wanted = tuple(self.file(p) for p in files) if files is not None else tuple(f for f in self.files if f.required)
         missing = tuple(f for f in wanted if not (root / f.path).is_file())
         if missing:
             how = (
@@ -452,9 +444,7 @@ class Dataset:
                 quoted=src.sep == ",",
             )
             id_type = pa.int64()
-        missing = [
-            c for c in (src.user, src.item, src.rating, src.timestamp) if c and c not in table.column_names
-        ]
+        missing = [c for c in (src.user, src.item, src.rating, src.timestamp) if c and c not in table.column_names]
         if missing:
             raise DataFormatError(
                 f"no column {', '.join(map(repr, missing))} (found {', '.join(table.column_names)})",
@@ -466,9 +456,7 @@ class Dataset:
             if src.rating
             else pa.array(np.ones(n, dtype=np.float32), type=pa.float32())
         )
-        timestamp = (
-            table.column(src.timestamp).cast(pa.int64()) if src.timestamp else pa.nulls(n, type=pa.int64())
-        )
+        timestamp = table.column(src.timestamp).cast(pa.int64()) if src.timestamp else pa.nulls(n, type=pa.int64())
         return pa.table(
             {
                 "user": table.column(src.user).cast(id_type),
@@ -570,7 +558,9 @@ _DGA_REPO = "https://github.com/tisage/DGA-dataset/raw/b9c75bc92d16736875f094b05
 _STRATO_COMMIT = "1c90a3692012ad7ee9c271241965da4e2799f957"
 _STRATO_RAW = f"https://github.com/stratosphereips/security-datasets-for-testing/raw/{_STRATO_COMMIT}"
 # The logs are Git LFS objects: the media host serves their content, not the pointer.
-_STRATO_LFS = f"https://media.githubusercontent.com/media/stratosphereips/security-datasets-for-testing/{_STRATO_COMMIT}"
+_STRATO_LFS = (
+    f"https://media.githubusercontent.com/media/stratosphereips/security-datasets-for-testing/{_STRATO_COMMIT}"
+)
 _SLIPS_RAW = "https://github.com/stratosphereips/StratosphereLinuxIPS/raw/12f4fd20/dataset"
 
 _ML_100K_RATINGS = Delimited(sep="\t", header=False, columns=("user_id", "item_id", "rating", "timestamp"))
@@ -673,48 +663,20 @@ _MOVIELENS_100K = Dataset(
             ),
             rows=943,
         ),
-        _ml100k_split(
-            "u1.base", 1_586_544, "ce253ec86c448b44fb3ba9a30d12dcfc2e9210cbde71efada3730c22e9ac212a", 80_000
-        ),
-        _ml100k_split(
-            "u1.test", 392_629, "18c6014a4b2c7324f250a63f8904a7b16b2b19f911129e346141507b0cbac950", 20_000
-        ),
-        _ml100k_split(
-            "u2.base", 1_583_948, "6c06f0b5df4b256da1a994f3ac66edc8da4d3f09bc9282df6b14d893366d703e", 80_000
-        ),
-        _ml100k_split(
-            "u2.test", 395_225, "4de658d1e04ed9104629509a2e2528fce833ac8e048280183f1df167632038c3", 20_000
-        ),
-        _ml100k_split(
-            "u3.base", 1_582_546, "afdc155c291c6edc41c0407e39d7462eb98d341e064f0b0a12175b80b3c4af5d", 80_000
-        ),
-        _ml100k_split(
-            "u3.test", 396_627, "0f548b51c78327de4c156461d3e430b7e5579fe2b5681586a59416e48fd35f6d", 20_000
-        ),
-        _ml100k_split(
-            "u4.base", 1_581_878, "219f0f4d40dfe9c5141d425f53fa91ee23ed275f14e280bbf1b50117afb064ca", 80_000
-        ),
-        _ml100k_split(
-            "u4.test", 397_295, "7c02ad0a1e7ab1083c8b9d4b627203a051dd7b5eab46d99fa44de33470de8db9", 20_000
-        ),
-        _ml100k_split(
-            "u5.base", 1_581_776, "a9574e59ce961eec2121627760b6e9b0974ce1637b3fe69ac32cb14a4bfab485", 80_000
-        ),
-        _ml100k_split(
-            "u5.test", 397_397, "351cc52e0d15b6c721466276fc24671d40936899e3d01fadeaf312915b8c5634", 20_000
-        ),
-        _ml100k_split(
-            "ua.base", 1_792_501, "67b5bcdb380c29f85d56a012ecd88612ae020f30a6730d117a334ee8203b91f2", 90_570
-        ),
-        _ml100k_split(
-            "ua.test", 186_672, "d0497e202417720f57a184ec8c66be2d1afa4ff41bb53787c57b28d6bf79bc42", 9_430
-        ),
-        _ml100k_split(
-            "ub.base", 1_792_476, "237254d253b6ad7de84f919d041055428646254f34ed8f562703c899430cd881", 90_570
-        ),
-        _ml100k_split(
-            "ub.test", 186_697, "d54a72d05730d5892062734b2bec73e976f9b713d18c828a18b968d6cce442da", 9_430
-        ),
+        _ml100k_split("u1.base", 1_586_544, "ce253ec86c448b44fb3ba9a30d12dcfc2e9210cbde71efada3730c22e9ac212a", 80_000),
+        _ml100k_split("u1.test", 392_629, "18c6014a4b2c7324f250a63f8904a7b16b2b19f911129e346141507b0cbac950", 20_000),
+        _ml100k_split("u2.base", 1_583_948, "6c06f0b5df4b256da1a994f3ac66edc8da4d3f09bc9282df6b14d893366d703e", 80_000),
+        _ml100k_split("u2.test", 395_225, "4de658d1e04ed9104629509a2e2528fce833ac8e048280183f1df167632038c3", 20_000),
+        _ml100k_split("u3.base", 1_582_546, "afdc155c291c6edc41c0407e39d7462eb98d341e064f0b0a12175b80b3c4af5d", 80_000),
+        _ml100k_split("u3.test", 396_627, "0f548b51c78327de4c156461d3e430b7e5579fe2b5681586a59416e48fd35f6d", 20_000),
+        _ml100k_split("u4.base", 1_581_878, "219f0f4d40dfe9c5141d425f53fa91ee23ed275f14e280bbf1b50117afb064ca", 80_000),
+        _ml100k_split("u4.test", 397_295, "7c02ad0a1e7ab1083c8b9d4b627203a051dd7b5eab46d99fa44de33470de8db9", 20_000),
+        _ml100k_split("u5.base", 1_581_776, "a9574e59ce961eec2121627760b6e9b0974ce1637b3fe69ac32cb14a4bfab485", 80_000),
+        _ml100k_split("u5.test", 397_397, "351cc52e0d15b6c721466276fc24671d40936899e3d01fadeaf312915b8c5634", 20_000),
+        _ml100k_split("ua.base", 1_792_501, "67b5bcdb380c29f85d56a012ecd88612ae020f30a6730d117a334ee8203b91f2", 90_570),
+        _ml100k_split("ua.test", 186_672, "d0497e202417720f57a184ec8c66be2d1afa4ff41bb53787c57b28d6bf79bc42", 9_430),
+        _ml100k_split("ub.base", 1_792_476, "237254d253b6ad7de84f919d041055428646254f34ed8f562703c899430cd881", 90_570),
+        _ml100k_split("ub.test", 186_697, "d54a72d05730d5892062734b2bec73e976f9b713d18c828a18b968d6cce442da", 9_430),
     ),
     interactions=InteractionSource(
         file="u.data",
@@ -819,9 +781,7 @@ _MOVIELENS_1M_PARTIAL = Dataset(
             171_308,
             "0140fc2356357c1a851d0f52e893a1e4d3696df632c4141cea8d5bc3d621f0b9",
             origin=Origin(_ML_1M_ZIP, member="ml-1m/movies.dat"),
-            reader=Delimited(
-                sep="::", header=False, columns=("movie_id", "title", "genres"), encoding="latin-1"
-            ),
+            reader=Delimited(sep="::", header=False, columns=("movie_id", "title", "genres"), encoding="latin-1"),
             rows=3_883,
         ),
         DataFile(
@@ -886,9 +846,7 @@ _LASTFM = Dataset(
             1_925_879,
             "c173881362c6b28551368fecb3c0be5a6a30a6cd859e1f5775413dfe46d48648",
             origin=Origin(_HETREC_LASTFM_ZIP, member="artists.dat", crlf_to_lf=True),
-            reader=Delimited(
-                sep="\t", types=(("name", "string"), ("url", "string"), ("pictureURL", "string"))
-            ),
+            reader=Delimited(sep="\t", types=(("name", "string"), ("url", "string"), ("pictureURL", "string"))),
             rows=17_632,
         ),
         DataFile(
@@ -957,8 +915,7 @@ _AMAZON_MI = Dataset(
             origin=Origin(_AMAZON_MI_5, gunzip=True),
             reader=read_json_lines,
             rows=10_261,
-            note="a zip holding Musical_Instruments.json, the JSON lines of "
-            "reviews_Musical_Instruments_5.json.gz",
+            note="a zip holding Musical_Instruments.json, the JSON lines of reviews_Musical_Instruments_5.json.gz",
         ),
     ),
     interactions=InteractionSource(
@@ -1225,9 +1182,7 @@ _STRATOSPHERE = Dataset(
             rows=12,
         ),
         _strato("CITATION.cff", 696, "bf3e13816f405992afeb715f60313842297e84b6e0044b9c306c7a7b148f191c"),
-        _strato(
-            "LICENSE.GPL-2.0", 18_092, "8177f97513213526df2cf6184d8ff986c675afb514d4e68a404010521b880643"
-        ),
+        _strato("LICENSE.GPL-2.0", 18_092, "8177f97513213526df2cf6184d8ff986c675afb514d4e68a404010521b880643"),
     ),
     notes=(
         "008, 010, 011 and 012 are days of the CTU-50 captures CTU-Normal-40..44 (a Windows host attacked "
@@ -1279,9 +1234,7 @@ _SLIPS = Dataset(
             "test18-ctu-sme-11/conn.log.labeled",
             147_409,
             "f7e0b7fa77e7bb65afbe6ffad283f35c0290ce9f047978b22b929c9b2a6e3fb1",
-            origin=Origin(
-                Download(f"{_SLIPS_RAW}/test18-malicious-ctu-sme-11-win/zeek-labeled/conn.log.labeled")
-            ),
+            origin=Origin(Download(f"{_SLIPS_RAW}/test18-malicious-ctu-sme-11-win/zeek-labeled/conn.log.labeled")),
             reader=read_zeek,
             rows=766,
         ),
@@ -1289,9 +1242,7 @@ _SLIPS = Dataset(
             "test18-ctu-sme-11/dns.log.labeled",
             4_220,
             "e99a996775a10a7bcf9705fca6dda1486aa5c6f2132f6d1002fcc7f6f8508da4",
-            origin=Origin(
-                Download(f"{_SLIPS_RAW}/test18-malicious-ctu-sme-11-win/zeek-labeled/dns.log.labeled")
-            ),
+            origin=Origin(Download(f"{_SLIPS_RAW}/test18-malicious-ctu-sme-11-win/zeek-labeled/dns.log.labeled")),
             reader=read_zeek,
             rows=22,
         ),

@@ -90,10 +90,7 @@ class IngestSummary:
 
     def lines(self) -> list[str]:
         """A human summary, one line each, listing the first bad rows."""
-        out = [
-            f"rows read: {self.rows:,} in {self.seconds:.1f}s "
-            f"({self.rows / max(self.seconds, 1e-9):,.0f} rows/s)"
-        ]
+        out = [f"rows read: {self.rows:,} in {self.seconds:.1f}s ({self.rows / max(self.seconds, 1e-9):,.0f} rows/s)"]
         if self.users or self.items:
             out.append(f"matrix: {self.users:,} users x {self.items:,} items, {self.nnz:,} non-zeros")
         if self.files:

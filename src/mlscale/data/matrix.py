@@ -28,9 +28,7 @@ from mlscale.errors import DataFormatError
 __all__ = ["InteractionMatrix"]
 
 
-def _lookup(
-    ids: npt.NDArray[Any], sorter: npt.NDArray[np.intp], wanted: npt.ArrayLike
-) -> npt.NDArray[np.int64]:
+def _lookup(ids: npt.NDArray[Any], sorter: npt.NDArray[np.intp], wanted: npt.ArrayLike) -> npt.NDArray[np.int64]:
     wanted_arr = np.asarray(wanted)
     if ids.size == 0:
         return np.full(wanted_arr.shape, -1, dtype=np.int64)
@@ -136,9 +134,7 @@ class InteractionMatrix:
         }
 
     @classmethod
-    def from_saved_arrays(
-        cls, arrays: dict[str, npt.NDArray[Any]], source: str = "arrays"
-    ) -> InteractionMatrix:
+    def from_saved_arrays(cls, arrays: dict[str, npt.NDArray[Any]], source: str = "arrays") -> InteractionMatrix:
         """Rebuild from the arrays of :meth:`arrays` (e.g. loaded from the registry)."""
         missing = {"indptr", "indices", "data", "user_ids", "item_ids"} - set(arrays)
         if missing:

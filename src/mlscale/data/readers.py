@@ -219,9 +219,7 @@ def sniff_format(
     else:
         columns = tuple(_ROLES[i] if i < len(_ROLES) else f"col{i}" for i in range(len(first)))
     if len(set(columns)) != len(columns):
-        raise DataFormatError(
-            f"duplicate column names in the header: {list(columns)}", path=str(path), line=1
-        )
+        raise DataFormatError(f"duplicate column names in the header: {list(columns)}", path=str(path), line=1)
     return TextFormat(sep=sep, header=header, columns=columns, compression=compression, encoding=encoding)
 
 
@@ -312,9 +310,7 @@ class InteractionReader:
             self.id_type = _parquet_id_type(pschema.field(self.roles.user).type, id_type)
         else:
             if self.path.stat().st_size == 0:
-                raise DataError(
-                    f"{self.path}: the file is empty: expected interaction rows (user, item, ...)"
-                )
+                raise DataError(f"{self.path}: the file is empty: expected interaction rows (user, item, ...)")
             fmt = sniff_format(self.path, sep=sep, header=header, encoding=encoding)
             if columns is not None:
                 fmt = TextFormat(fmt.sep, fmt.header, tuple(columns), fmt.compression, fmt.encoding)
@@ -327,9 +323,7 @@ class InteractionReader:
                     f"splitting on {fmt.sep!r} gives one field per line: expected at least user and item",
                     path=str(self.path),
                     line=1,
-                    hint=f"the file looks {guess!r}-separated: pass --sep {guess!r}"
-                    if guess
-                    else "check --sep",
+                    hint=f"the file looks {guess!r}-separated: pass --sep {guess!r}" if guess else "check --sep",
                 )
             self.format = fmt
             self.roles = _resolve_roles(self.path, fmt.columns, given, fmt.header)
@@ -349,8 +343,7 @@ class InteractionReader:
                 yield batch
         if self.rows == 0:
             raise DataError(
-                f"{self.path}: no interaction rows"
-                + (f" ({self.bad_rows} bad rows skipped)" if self.bad_rows else "")
+                f"{self.path}: no interaction rows" + (f" ({self.bad_rows} bad rows skipped)" if self.bad_rows else "")
             )
 
     def read_all(self) -> pa.Table:
@@ -493,8 +486,7 @@ class InteractionReader:
 
         def on_invalid(row: pacsv.InvalidRow) -> str:
             reason = (
-                f"expected {row.expected_columns} fields separated by "
-                f"{self.format.sep!r}, found {row.actual_columns}"
+                f"expected {row.expected_columns} fields separated by {self.format.sep!r}, found {row.actual_columns}"
             )
             short_rows.append((row.number or 0, reason, row.text[:200]))
             return "skip"
@@ -517,16 +509,12 @@ class InteractionReader:
         row_reasons: list[tuple[int, str]] = []
         for name, typ in self._types().items():
             col = table.column(name)
-            pattern = (
-                _INT_RE if pa.types.is_integer(typ) else _FLOAT_RE if pa.types.is_floating(typ) else r"\S"
-            )
+            pattern = _INT_RE if pa.types.is_integer(typ) else _FLOAT_RE if pa.types.is_floating(typ) else r"\S"
             ok = pc.match_substring_regex(col, pattern).to_numpy(zero_copy_only=False)
             role = next(r for r in _ROLES if getattr(self.roles, r) == name)
             expected = {"int64": "an integer", "float": "a number"}.get(str(typ), "a non-empty value")
             for i in np.flatnonzero(~ok & keep):
-                row_reasons.append(
-                    (int(i), f"{role} column {name!r}: expected {expected}, got {col[i].as_py()!r}")
-                )
+                row_reasons.append((int(i), f"{role} column {name!r}: expected {expected}, got {col[i].as_py()!r}"))
             keep &= ok
         for row, reason in row_reasons:
             bad.append(BadRow(line=int(kept_lines[row]), reason=reason, text=_row_text(table, row)))
@@ -564,9 +552,7 @@ class InteractionReader:
             else pa.array(np.ones(n, dtype=np.float32))
         )
         timestamp = (
-            table.column(self.roles.timestamp).cast(pa.int64())
-            if self.roles.timestamp
-            else pa.nulls(n, pa.int64())
+            table.column(self.roles.timestamp).cast(pa.int64()) if self.roles.timestamp else pa.nulls(n, pa.int64())
         )
         columns = [table.column(self.roles.user), table.column(self.roles.item), rating, timestamp]
         out = pa.Table.from_arrays(columns, schema=self.schema).combine_chunks()
@@ -588,9 +574,7 @@ class InteractionReader:
                         path=str(self.path),
                     )
             try:
-                table = table.cast(
-                    pa.schema([pa.field(n, self._types()[n]) for n in table.column_names]), safe=True
-                )
+                table = table.cast(pa.schema([pa.field(n, self._types()[n]) for n in table.column_names]), safe=True)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
                 raise DataFormatError(f"column types do not fit ({exc})", path=str(self.path)) from None
             self.bytes_read = self.total_bytes * (self.rows + table.num_rows) // max(pf.metadata.num_rows, 1)

@@ -74,9 +74,7 @@ class InteractionStream:
         return sum(r.bytes_read for r in self._readers)
 
 
-def _catalogue_stream(
-    name: str, data_dir: Path, id_type: IdType, on_error: OnError
-) -> InteractionStream | None:
+def _catalogue_stream(name: str, data_dir: Path, id_type: IdType, on_error: OnError) -> InteractionStream | None:
     from mlscale.data import catalogue
 
     try:
@@ -138,6 +136,4 @@ def open_interactions(
             raise DataError(f"{path}: no data files in this folder (expected {', '.join(_DATA_SUFFIXES)})")
         readers = [InteractionReader(f, id_type=id_type, on_error=on_error, **reader_options) for f in files]
         return InteractionStream(str(path), readers)
-    return InteractionStream(
-        str(path), [InteractionReader(path, id_type=id_type, on_error=on_error, **reader_options)]
-    )
+    return InteractionStream(str(path), [InteractionReader(path, id_type=id_type, on_error=on_error, **reader_options)])

@@ -31,9 +31,7 @@ from mlscale.errors import ConfigError, DependencyError, EngineError, MlscaleErr
 __all__ = ["MIN_JAVA", "SparkEngine", "java_version", "spark_errors"]
 
 MIN_JAVA = 17
-_JAVA_FIX = (
-    "install Java 17 or newer (e.g. `apt-get install openjdk-17-jre-headless`) or set JAVA_HOME to one"
-)
+_JAVA_FIX = "install Java 17 or newer (e.g. `apt-get install openjdk-17-jre-headless`) or set JAVA_HOME to one"
 
 
 def java_version(java: str | None = None) -> int:

@@ -78,9 +78,7 @@ def _as_ref(ref: ModelRef | str) -> ModelRef:
         return ref
     if isinstance(ref, str):
         return ModelRef.parse(ref)
-    raise RegistryError(
-        f"invalid model reference {ref!r}: expected 'app/name[@alias|@VERSION]' or a ModelRef"
-    )
+    raise RegistryError(f"invalid model reference {ref!r}: expected 'app/name[@alias|@VERSION]' or a ModelRef")
 
 
 def _version_number(name: str) -> int | None:
@@ -210,12 +208,7 @@ class FileStore(Store):
         if not self._check_root():
             return []
         apps = [app] if app is not None else self._subdirs(self._root)
-        return [
-            f"{a}/{n}"
-            for a in apps
-            for n in self._subdirs(self._root / a)
-            if self._versions(self._root / a / n)
-        ]
+        return [f"{a}/{n}" for a in apps for n in self._subdirs(self._root / a) if self._versions(self._root / a / n)]
 
     def _model_not_found(self, app: str, name: str) -> ModelNotFoundError:
         known = self._models()
@@ -245,9 +238,7 @@ class FileStore(Store):
             if not is_valid_name(alias) or alias == LATEST or alias.isdigit():
                 raise ArtifactError(f"{path}: invalid alias name {alias!r}")
             if type(version) is not int or version < 1:
-                raise ArtifactError(
-                    f"{path}: alias {alias!r} must point to a version >= 1, found {version!r}"
-                )
+                raise ArtifactError(f"{path}: alias {alias!r} must point to a version >= 1, found {version!r}")
         return dict(sorted(data.items()))
 
     @staticmethod
@@ -289,12 +280,8 @@ class FileStore(Store):
             raw = path.read_bytes()
         except FileNotFoundError:
             if not vdir.is_dir():
-                raise ModelNotFoundError(
-                    f"{app}/{name}@{version} was removed (it existed a moment ago)"
-                ) from None
-            raise ArtifactError(
-                f"{path}: missing; {app}/{name}@{version} is not a complete version"
-            ) from None
+                raise ModelNotFoundError(f"{app}/{name}@{version} was removed (it existed a moment ago)") from None
+            raise ArtifactError(f"{path}: missing; {app}/{name}@{version} is not a complete version") from None
         except OSError as err:
             raise ArtifactError(f"{path}: unreadable ({err})") from None
         sidecar = vdir / MANIFEST_SHA
@@ -359,8 +346,7 @@ class FileStore(Store):
             version = aliases[ref.selector]
             if not (model_dir / str(version)).is_dir():
                 raise ModelNotFoundError(
-                    f"alias {ref.selector!r} of {ref.model} points to version {version}, "
-                    "which does not exist",
+                    f"alias {ref.selector!r} of {ref.model} points to version {version}, which does not exist",
                     hint=f"promote an existing version: mlscale models promote {ref.model}@VERSION "
                     f"--alias {ref.selector}",
                 )
@@ -422,9 +408,7 @@ class FileStore(Store):
         for key, array in arrays.items():
             check_name(key, "array key")
             if not isinstance(array, np.ndarray):
-                raise ValidationError(
-                    f"expected a numpy array, found {type(array).__name__}", field=f"arrays[{key!r}]"
-                )
+                raise ValidationError(f"expected a numpy array, found {type(array).__name__}", field=f"arrays[{key!r}]")
             if array.dtype.hasobject:
                 raise ValidationError(
                     f"dtype {array.dtype} holds Python objects, which can only be stored by pickling; "
@@ -498,9 +482,7 @@ class FileStore(Store):
             try:
                 pq.write_table(table, tmp / filename)
             except pa.ArrowException as err:
-                raise ValidationError(
-                    f"cannot be written as Parquet: {err}", field=f"tables[{key!r}]"
-                ) from None
+                raise ValidationError(f"cannot be written as Parquet: {err}", field=f"tables[{key!r}]") from None
             fsync_file(tmp / filename)
             written.append(filename)
         # Hash what is on disk, not what was meant to be written.
@@ -577,9 +559,7 @@ class FileStore(Store):
             if entry.is_symlink() or not entry.is_file(follow_symlinks=False):
                 raise ArtifactError(f"{path}: refused: a version folder may only hold regular files")
             if suffix not in ALLOWED_SUFFIXES:
-                raise ArtifactError(
-                    f"{path}: refused: file type {suffix or '(none)'!s} is not one of {allowed}"
-                )
+                raise ArtifactError(f"{path}: refused: file type {suffix or '(none)'!s} is not one of {allowed}")
             if entry.name not in manifest.files:
                 raise ArtifactError(f"{path}: not listed in {MANIFEST}: the file was added after publish")
             present.add(entry.name)
@@ -633,9 +613,7 @@ class FileStore(Store):
         ref = _as_ref(ref)
         model_dir = self._model_dir(ref.app, ref.name)
         if all_versions and not ref.is_latest:
-            raise RegistryError(
-                f"removing all versions takes a model ('{ref.model}'), not one version ('{ref}')"
-            )
+            raise RegistryError(f"removing all versions takes a model ('{ref.model}'), not one version ('{ref}')")
         if not all_versions and ref.is_latest:
             raise RegistryError(
                 f"say which version of {ref.model} to remove, e.g. '{ref.model}@3'",

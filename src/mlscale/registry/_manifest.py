@@ -64,8 +64,7 @@ def check_filename(filename: object, source: str) -> str:
         or filename in _RESERVED_FILES
     ):
         raise ArtifactError(
-            f"{source}: malformed manifest: {filename!r} in 'files' is not a plain file name "
-            "of the version folder"
+            f"{source}: malformed manifest: {filename!r} in 'files' is not a plain file name of the version folder"
         )
     return filename
 

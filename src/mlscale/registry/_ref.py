@@ -33,8 +33,7 @@ def check_alias(alias: object) -> str:
     value = check_name(alias, "alias")
     if _DIGITS.fullmatch(value):
         raise RegistryError(
-            f"invalid alias {value!r}: an alias cannot be all digits "
-            f"('@{value}' already means version {value})"
+            f"invalid alias {value!r}: an alias cannot be all digits ('@{value}' already means version {value})"
         )
     return value
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import os
 import re
 import time
 from collections.abc import Mapping
@@ -71,16 +72,12 @@ class ServeMetrics:
             "Requests refused with 503 to protect latency, by reason (queue_full, deadline).",
             ("model", "reason"),
         )
-        self.version = metrics.gauge(
-            "mlscale_model_version", "The model version each worker serves.", ("model", "ref")
-        )
+        self.version = metrics.gauge("mlscale_model_version", "The model version each worker serves.", ("model", "ref"))
         self.swaps = metrics.counter(
             "mlscale_model_swaps_total", "Hot swaps to a new model version, by outcome.", ("model", "outcome")
         )
         self.connections = metrics.gauge("mlscale_open_connections", "Open client connections.")
-        self.queue_depth = metrics.gauge(
-            "mlscale_queue_rows", "Rows waiting in a model's queue.", ("model", "action")
-        )
+        self.queue_depth = metrics.gauge("mlscale_queue_rows", "Rows waiting in a model's queue.", ("model", "action"))
         self.restarts = metrics.counter(
             "mlscale_worker_restarts_total", "Worker processes that died and were replaced."
         )
@@ -152,6 +149,8 @@ class ServingApp:
         self.ready = True
         self.draining = False
         self._encoder = msgspec.json.Encoder()
+        # The worker's pid tells which process answered (debugging, worker-replacement checks).
+        self._health = msgspec.json.encode({"status": "ok", "worker": os.getpid()})
         self._fixed = {
             b"/healthz": self._healthz,
             b"/readyz": self._readyz,
@@ -271,9 +270,7 @@ class ServingApp:
         action = live.actions.get(parts[1])
         if action is None:
             known = ", ".join(live.actions)
-            self._error(
-                req, route, 404, f"model {slot.name!r} has no action {parts[1]!r}; it has: {known}", "action"
-            )
+            self._error(req, route, 404, f"model {slot.name!r} has no action {parts[1]!r}; it has: {known}", "action")
             return
         try:
             if n == 2:
@@ -343,7 +340,7 @@ class ServingApp:
     # -- fixed routes -------------------------------------------------------------------
 
     def _healthz(self, req: Request, route: str) -> None:
-        self._send(req, route, 200, b'{"status":"ok"}')
+        self._send(req, route, 200, self._health)
 
     def _readyz(self, req: Request, route: str) -> None:
         if self.ready and not self.draining:
@@ -365,9 +362,7 @@ class ServingApp:
     def _metrics(self, req: Request, route: str) -> None:
         self.update_gauges()
         m = self.metrics
-        self._send(
-            req, route, 200, m.registry.render(), content_type=b"text/plain; version=0.0.4; charset=utf-8"
-        )
+        self._send(req, route, 200, m.registry.render(), content_type=b"text/plain; version=0.0.4; charset=utf-8")
 
     def _openapi(self, req: Request, route: str) -> None:
         self._send(req, route, 200, self._openapi_doc)

@@ -97,7 +97,6 @@ class Batcher:
         self._queued_rows = 0
         self._scheduled = False
         self._timer: asyncio.TimerHandle | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
         # Running estimates of what a batch costs: fixed part and per row (seconds).
         self.per_batch = 1e-4
         self.per_row = 2e-5
@@ -114,9 +113,7 @@ class Batcher:
         batches = math.ceil(total / self.max_batch)
         return batches * self.per_batch + total * self.per_row + self.max_wait
 
-    def submit(
-        self, request: Any, cost: int, deadline: float, reply: Reply, now: float | None = None
-    ) -> None:
+    def submit(self, request: Any, cost: int, deadline: float, reply: Reply, now: float | None = None) -> None:
         """Queue ``request`` (``cost`` rows) to be answered through ``reply`` before ``deadline``.
 
         Raises :class:`OverloadedError` at once when the queue is full or the
@@ -144,10 +141,9 @@ class Batcher:
                 # A full batch need not wait for the timer.
                 self._timer.cancel()
                 self._timer = None
-                (self._loop or asyncio.get_running_loop()).call_soon(self._flush)
+                asyncio.get_running_loop().call_soon(self._flush)
             return
-        loop = self._loop or asyncio.get_running_loop()
-        self._loop = loop
+        loop = asyncio.get_running_loop()
         self._scheduled = True
         if self.max_wait > 0 and self._queued_rows < self.max_batch:
             self._timer = loop.call_later(self.max_wait, self._flush)
@@ -170,9 +166,7 @@ class Batcher:
             if entry.deadline < now:
                 # Its client has given up by now: computing it would only delay the others.
                 self.stats.rejected("deadline")
-                entry.reply(
-                    OverloadedError("the request waited past its deadline", retry_after=1, reason="deadline")
-                )
+                entry.reply(OverloadedError("the request waited past its deadline", retry_after=1, reason="deadline"))
                 continue
             batch.append(entry)
             rows += entry.cost
@@ -190,8 +184,7 @@ class Batcher:
         if self._queue:
             # Let the loop read and write once before the next batch: new arrivals join it.
             self._scheduled = True
-            loop = self._loop or asyncio.get_running_loop()
-            loop.call_soon(self._flush)
+            asyncio.get_running_loop().call_soon(self._flush)
 
     def _run(self, batch: list[_Entry], start: float) -> None:
         rows = sum(e.cost for e in batch)

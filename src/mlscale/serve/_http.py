@@ -221,9 +221,7 @@ class Connection(asyncio.Protocol):
             except ValueError:
                 return  # llhttp rejects it itself
             if size > limits.max_body:
-                raise _TooLargeError(
-                    f"the body ({size} bytes) is larger than the limit of {limits.max_body} bytes"
-                )
+                raise _TooLargeError(f"the body ({size} bytes) is larger than the limit of {limits.max_body} bytes")
         elif lname == b"x-request-timeout-ms":
             req.timeout_ms = value
         elif lname == b"expect" and value.lower() == b"100-continue" and self.transport is not None:

@@ -212,9 +212,7 @@ class Metrics:
             if fam.kind == "gauge":
                 for (name, labels, tag), value in sorted(gauges.items()):
                     if name == fam.name:
-                        lines.append(
-                            f"{name}{_labels(fam.labelnames, labels, ('worker', tag))} {_num(value)}"
-                        )
+                        lines.append(f"{name}{_labels(fam.labelnames, labels, ('worker', tag))} {_num(value)}")
             elif fam.kind == "counter":
                 for (name, labels, _), value in sorted(sums.items()):
                     if name == fam.name:

@@ -60,9 +60,7 @@ def _json(description: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-def _simple_get(
-    summary: str, description: str, schema: dict[str, Any], codes: tuple[str, ...] = ()
-) -> dict[str, Any]:
+def _simple_get(summary: str, description: str, schema: dict[str, Any], codes: tuple[str, ...] = ()) -> dict[str, Any]:
     responses: dict[str, Any] = {"200": _json(description, schema)}
     responses.update({c: _ERRORS[c] for c in codes})
     return {"get": {"summary": summary, "responses": responses}}
@@ -108,18 +106,14 @@ def openapi_document(slots: Mapping[str, ModelSlot], *, secured: bool) -> bytes:
         "/metrics": {
             "get": {
                 "summary": "Prometheus metrics of every worker",
-                "responses": {
-                    "200": {"description": "text exposition format 0.0.4", "content": {"text/plain": {}}}
-                },
+                "responses": {"200": {"description": "text exposition format 0.0.4", "content": {"text/plain": {}}}},
             }
         },
         "/openapi.json": _simple_get("This document", "OpenAPI 3.1", {"type": "object"}),
         "/v1/models": _simple_get("The served models and their versions", "models", {"type": "object"}),
         "/v1/models/{name}": {
             "parameters": [name_param],
-            **_simple_get(
-                "One served model: version, metrics, actions", "model", {"type": "object"}, ("404",)
-            ),
+            **_simple_get("One served model: version, metrics, actions", "model", {"type": "object"}, ("404",)),
         },
     }
     for i, action in enumerate(types):

@@ -72,9 +72,7 @@ class _Worker:
 class Supervisor:
     """Starts the workers, replaces any that die, and stops them all on SIGTERM or SIGINT."""
 
-    def __init__(
-        self, config: ServeConfig, sock: socket.socket, *, env: dict[str, str] | None = None
-    ) -> None:
+    def __init__(self, config: ServeConfig, sock: socket.socket, *, env: dict[str, str] | None = None) -> None:
         self.sock = sock
         self._own_dir = config.metrics_dir is None
         metrics_dir = config.metrics_dir or Path(tempfile.mkdtemp(prefix="mlscale-serve-", dir=_shm()))
@@ -143,9 +141,7 @@ class Supervisor:
                 code = w.proc.poll()
                 if code is not None and not w.ready:
                     self.stop()
-                    raise MlscaleError(
-                        f"a worker exited with status {code} while starting (its error is above)"
-                    )
+                    raise MlscaleError(f"a worker exited with status {code} while starting (its error is above)")
 
     def run(self) -> int:
         """Supervise until SIGTERM or SIGINT, then stop the workers gracefully; returns the exit status."""

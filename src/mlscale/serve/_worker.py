@@ -37,9 +37,7 @@ log = logging.getLogger("mlscale.serve")
 def build_app(config: ServeConfig, store: Store, metrics: Metrics, token: str | None) -> ServingApp:
     """Load and warm every configured model; the routes that serve them."""
     serve_metrics = ServeMetrics(metrics)
-    settings = BatchSettings(
-        max_batch=config.max_batch, max_wait=config.batch_wait, max_queue=config.max_queue
-    )
+    settings = BatchSettings(max_batch=config.max_batch, max_wait=config.batch_wait, max_queue=config.max_queue)
     slots = {}
     for name, ref_text in config.models:
         ref = ModelRef.parse(ref_text)

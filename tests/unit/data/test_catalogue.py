@@ -18,10 +18,7 @@ from mlscale.errors import DataError, DatasetNotFoundError
 KINDS = {"interactions", "images", "flows", "dns", "records"}
 # kddcup99 (75 MB of CSV) is read once, in test_kddcup_labels.
 TABLE_FILES = [
-    (ds.name, f.path)
-    for ds in DATASETS.values()
-    for f in ds.files
-    if f.reader is not None and ds.name != "kddcup99"
+    (ds.name, f.path) for ds in DATASETS.values() for f in ds.files if f.reader is not None and ds.name != "kddcup99"
 ]
 
 
@@ -133,9 +130,7 @@ def test_same_size_different_bytes_is_a_sha256_mismatch(shared_data: Path, tmp_p
     data = bytearray(licence.read_bytes())
     data[0] ^= 0x20
     licence.write_bytes(bytes(data))
-    check = next(
-        c for c in DATASETS["dga-domains-wang2021"].verify(tmp_path).checks if c.file.path == "LICENSE"
-    )
+    check = next(c for c in DATASETS["dga-domains-wang2021"].verify(tmp_path).checks if c.file.path == "LICENSE")
     assert check.status is FileStatus.SHA256_MISMATCH
     assert check.actual_sha256 is not None
     assert check.actual_sha256 in check.describe()
@@ -298,9 +293,7 @@ def test_read_table_on_missing_file_says_how_to_get_it(tmp_path: Path) -> None:
 def test_cli_list(shared_data: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["data", "list", "--data-dir", str(shared_data)]) == 0
     out = capsys.readouterr().out
-    lines = {
-        line.split()[0]: line.split() for line in out.splitlines() if line and line.split()[0] in DATASETS
-    }
+    lines = {line.split()[0]: line.split() for line in out.splitlines() if line and line.split()[0] in DATASETS}
     assert set(lines) == set(DATASETS)
     assert lines["movielens-100k"][1:3] == ["interactions", "21/21"]
     assert "GPL-2.0" in lines["slips-samples"]

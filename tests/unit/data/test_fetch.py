@@ -101,16 +101,12 @@ def test_fetch_rebuilds_crlf_files(shared_data: Path, tmp_path: Path, mirror: tu
     assert table.num_rows == 100_836
 
 
-def test_fetch_takes_the_first_lines_and_regzips(
-    shared_data: Path, tmp_path: Path, mirror: tuple[str, Path]
-) -> None:
+def test_fetch_takes_the_first_lines_and_regzips(shared_data: Path, tmp_path: Path, mirror: tuple[str, Path]) -> None:
     base, root = mirror
     ds = get_dataset("movielens-1m-partial")
     ratings = gzip.decompress((shared_data / ds.name / "ratings.first487650.dat.gz").read_bytes())
     more = b"".join(b"3000::%d::4::970000000\n" % i for i in range(1, 50))  # the rest of the real file
-    members = {
-        f"ml-1m/{p}": (shared_data / ds.name / p).read_bytes() for p in ("README", "movies.dat", "users.dat")
-    }
+    members = {f"ml-1m/{p}": (shared_data / ds.name / p).read_bytes() for p in ("README", "movies.dat", "users.dat")}
     members["ml-1m/ratings.dat"] = ratings + more
     _put(root, f"https://{GROUPLENS}/ml-1m.zip", _zip(members))
     data_dir = tmp_path / "data"
@@ -139,9 +135,7 @@ def test_fetch_gunzips_into_a_zip(
     assert ds.read_interactions(tmp_path / "data").num_rows == 10_261
 
 
-def test_fetch_keeps_files_no_download_makes(
-    shared_data: Path, tmp_path: Path, mirror: tuple[str, Path]
-) -> None:
+def test_fetch_keeps_files_no_download_makes(shared_data: Path, tmp_path: Path, mirror: tuple[str, Path]) -> None:
     base, root = mirror
     ds = get_dataset("slips-samples")
     for f in ds.files:
@@ -171,9 +165,7 @@ def test_no_download_when_already_verified(shared_data: Path) -> None:
 # --------------------------------------------------------------------------- failures
 
 
-def test_checksum_mismatch_installs_nothing(
-    shared_data: Path, tmp_path: Path, mirror: tuple[str, Path]
-) -> None:
+def test_checksum_mismatch_installs_nothing(shared_data: Path, tmp_path: Path, mirror: tuple[str, Path]) -> None:
     base, root = mirror
     url = f"https://{GROUPLENS}/ml-latest-small.zip"
     _put(root, url, _latest_small_zip(shared_data, change=b"1,1,5.0,964982703"))
@@ -186,9 +178,7 @@ def test_checksum_mismatch_installs_nothing(
     assert _leftovers(data_dir) == []
 
 
-def test_failed_refetch_leaves_the_installed_copy(
-    shared_data: Path, tmp_path: Path, mirror: tuple[str, Path]
-) -> None:
+def test_failed_refetch_leaves_the_installed_copy(shared_data: Path, tmp_path: Path, mirror: tuple[str, Path]) -> None:
     base, root = mirror
     url = f"https://{GROUPLENS}/ml-latest-small.zip"
     _put(root, url, _latest_small_zip(shared_data))

@@ -15,9 +15,7 @@ from mlscale.errors import DataError, ValidationError
 INT64 = pa.int64()
 
 
-def batches(
-    users: np.ndarray, items: np.ndarray, size: int, id_type: pa.DataType = INT64
-) -> list[pa.RecordBatch]:
+def batches(users: np.ndarray, items: np.ndarray, size: int, id_type: pa.DataType = INT64) -> list[pa.RecordBatch]:
     schema = interaction_schema(id_type)
     out = []
     for s in range(0, users.size, size):

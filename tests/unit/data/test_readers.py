@@ -38,9 +38,7 @@ def test_reads_movielens_100k_with_typed_schema(shared_data: Path) -> None:
     assert table.schema.types == [pa.int64(), pa.int64(), pa.float32(), pa.int64()]
     assert len(table.column("user").unique()) == 943
     assert len(table.column("item").unique()) == 1682
-    assert table.slice(0, 1).to_pylist() == [
-        {"user": 196, "item": 242, "rating": 3.0, "timestamp": 881250949}
-    ]
+    assert table.slice(0, 1).to_pylist() == [{"user": 196, "item": 242, "rating": 3.0, "timestamp": 881250949}]
 
 
 def test_reads_gzip_double_colon(shared_data: Path) -> None:
@@ -135,9 +133,7 @@ def test_strict_mode_reports_short_row_line_after_blank(tmp_path: Path) -> None:
 
 def test_all_rows_bad_in_skip_mode_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="no interaction rows .*2 bad rows"):
-        InteractionReader(
-            write(tmp_path / "r.tsv", "1\ta\n2\tb\n"), id_type="int", on_error="skip"
-        ).read_all()
+        InteractionReader(write(tmp_path / "r.tsv", "1\ta\n2\tb\n"), id_type="int", on_error="skip").read_all()
 
 
 def test_unknown_column_name(tmp_path: Path) -> None:

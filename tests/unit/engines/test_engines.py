@@ -32,7 +32,7 @@ def test_java_missing_says_how_to_install(tmp_path: Path, monkeypatch: pytest.Mo
 def test_java_too_old_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fake = tmp_path / "bin" / "java"
     fake.parent.mkdir()
-    fake.write_text('#!/bin/sh\necho \'openjdk version "11.0.2" 2019-01-15\' >&2\n')
+    fake.write_text("#!/bin/sh\necho 'openjdk version \"11.0.2\" 2019-01-15' >&2\n")
     fake.chmod(0o755)
     assert java_version(str(fake)) == 11
     monkeypatch.setenv("JAVA_HOME", str(tmp_path))
@@ -44,7 +44,7 @@ def test_java_too_old_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 def test_legacy_java_version_format(tmp_path: Path) -> None:
     fake = tmp_path / "java"
-    fake.write_text('#!/bin/sh\necho \'java version "1.8.0_292"\' >&2\n')
+    fake.write_text("#!/bin/sh\necho 'java version \"1.8.0_292\"' >&2\n")
     fake.chmod(0o755)
     assert java_version(str(fake)) == 8
 
@@ -53,9 +53,11 @@ def test_spark_errors_keep_root_cause_only() -> None:
     class Py4JJavaError(Exception):
         pass
 
-    text = ("An error occurred while calling o42.parquet.\n: org.apache.spark.SparkException: Job aborted\n"
-            "\tat org.apache.Foo(Foo.scala:1)\nCaused by: java.io.FileNotFoundException: /x/y.parquet (denied)\n"
-            "\tat java.io.FileInputStream.open0(Native Method)\n")
+    text = (
+        "An error occurred while calling o42.parquet.\n: org.apache.spark.SparkException: Job aborted\n"
+        "\tat org.apache.Foo(Foo.scala:1)\nCaused by: java.io.FileNotFoundException: /x/y.parquet (denied)\n"
+        "\tat java.io.FileInputStream.open0(Native Method)\n"
+    )
     with pytest.raises(EngineError) as info, spark_errors("reading /x"):
         raise Py4JJavaError(text)
     assert str(info.value) == "Spark failed while reading /x: java.io.FileNotFoundException: /x/y.parquet (denied)"

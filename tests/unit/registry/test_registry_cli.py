@@ -63,9 +63,7 @@ def test_show(store: FileStore, publish: Publish, capsys: pytest.CaptureFixture[
     publish()
     publish(seed=1)
     store.promote("recommend/ml100k@1", "production")
-    status, out, err = _run(
-        capsys, "models", "show", "recommend/ml100k@production", "--registry", str(store.root)
-    )
+    status, out, err = _run(capsys, "models", "show", "recommend/ml100k@production", "--registry", str(store.root))
     assert status == 0
     doc = json.loads(out)
     assert doc["ref"] == "recommend/ml100k@1"
@@ -74,16 +72,12 @@ def test_show(store: FileStore, publish: Publish, capsys: pytest.CaptureFixture[
     assert doc["params"]["seed"] == 0
     assert doc["path"] == str(store.root / "recommend" / "ml100k" / "1")
     assert err == ""
-    status, out, err = _run(
-        capsys, "models", "show", "recommend/ml100k", "--verify", "--registry", str(store.root)
-    )
+    status, out, err = _run(capsys, "models", "show", "recommend/ml100k", "--verify", "--registry", str(store.root))
     assert (status, json.loads(out)["version"]) == (0, 2)
     assert "verified: 3 file(s)" in err
 
 
-def test_show_verify_reports_tampering(
-    store: FileStore, publish: Publish, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_show_verify_reports_tampering(store: FileStore, publish: Publish, capsys: pytest.CaptureFixture[str]) -> None:
     publish()
     path = store.root / "recommend" / "ml100k" / "1" / "item_ids.npy"
     data = bytearray(path.read_bytes())
@@ -91,9 +85,7 @@ def test_show_verify_reports_tampering(
     path.write_bytes(bytes(data))
     status, out, err = _run(capsys, "models", "show", "recommend/ml100k", "--registry", str(store.root))
     assert status == 0  # without --verify only the manifest is read
-    status, out, err = _run(
-        capsys, "models", "show", "recommend/ml100k", "--verify", "--registry", str(store.root)
-    )
+    status, out, err = _run(capsys, "models", "show", "recommend/ml100k", "--verify", "--registry", str(store.root))
     assert status == 65
     assert out == ""
     assert err.startswith(f"mlscale: error: {path}: checksum mismatch")

@@ -194,13 +194,9 @@ def test_not_found_errors_list_what_exists(store: FileStore, publish: Publish) -
     store.promote("recommend/ml100k@1", "production")
     with pytest.raises(ModelNotFoundError, match=r"no version 7; versions: 1, 2"):
         store.resolve("recommend/ml100k@7")
-    with pytest.raises(
-        ModelNotFoundError, match=r"no alias 'staging'; aliases: latest -> 2, production -> 1"
-    ):
+    with pytest.raises(ModelNotFoundError, match=r"no alias 'staging'; aliases: latest -> 2, production -> 1"):
         store.load("recommend/ml100k@staging")
-    with pytest.raises(
-        ModelNotFoundError, match=r"no model recommend/other .*models there: recommend/ml100k"
-    ):
+    with pytest.raises(ModelNotFoundError, match=r"no model recommend/other .*models there: recommend/ml100k"):
         store.current_version("recommend/other")
     with pytest.raises(ModelNotFoundError):
         store.aliases("recommend", "other")
@@ -353,9 +349,7 @@ def test_unknown_file_type_and_subfolder_and_symlink_are_refused(store: FileStor
         store.load("recommend/ml100k")
 
 
-def test_object_array_smuggled_in_with_a_matching_checksum_is_refused(
-    store: FileStore, publish: Publish
-) -> None:
+def test_object_array_smuggled_in_with_a_matching_checksum_is_refused(store: FileStore, publish: Publish) -> None:
     """Even a manifest that vouches for it cannot make mlscale unpickle an array."""
     from mlscale.registry._checksum import sha256_file
 
@@ -485,9 +479,7 @@ def test_path_traversal_and_bad_names_are_refused(store: FileStore, publish: Pub
     assert not (store.root.parent / "x").exists()
 
 
-def test_failed_publish_leaves_no_trace(
-    store: FileStore, publish: Publish, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_failed_publish_leaves_no_trace(store: FileStore, publish: Publish, monkeypatch: pytest.MonkeyPatch) -> None:
     publish()
     before = sorted(p.name for p in (store.root / "recommend" / "ml100k").iterdir())
     real_save = np.save
@@ -511,9 +503,7 @@ def test_failed_publish_leaves_no_trace(
     assert publish(seed=2).version == 2
 
 
-def test_interrupted_publish_cleans_up(
-    store: FileStore, publish: Publish, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_interrupted_publish_cleans_up(store: FileStore, publish: Publish, monkeypatch: pytest.MonkeyPatch) -> None:
     import pyarrow.parquet as pq
 
     def interrupted(*args: Any, **kwargs: Any) -> None:
@@ -571,9 +561,7 @@ def test_manifest_returned_equals_manifest_read(store: FileStore, publish: Publi
 
 
 @pytest.mark.parametrize("mmap", [True, False])
-def test_truncated_array_is_an_artifact_error_even_unverified(
-    store: FileStore, publish: Publish, mmap: bool
-) -> None:
+def test_truncated_array_is_an_artifact_error_even_unverified(store: FileStore, publish: Publish, mmap: bool) -> None:
     publish()
     path = _vdir(store, 1) / "user_factors.npy"
     path.write_bytes(path.read_bytes()[:300])

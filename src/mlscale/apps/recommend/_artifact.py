@@ -83,10 +83,7 @@ def from_artifact(loaded: LoadedModel) -> ImplicitRecommender:
             (a["seen_data"], a["seen_indices"], a["seen_indptr"]),
             shape=(a["user_ids"].size, a["item_ids"].size),
         )
-        if (
-            a["user_factors"].shape[0] != a["user_ids"].size
-            or a["item_factors"].shape[0] != a["item_ids"].size
-        ):
+        if a["user_factors"].shape[0] != a["user_ids"].size or a["item_factors"].shape[0] != a["item_ids"].size:
             raise ValueError("factor rows do not match the id maps")
     except (TypeError, ValueError) as exc:
         raise ArtifactError(f"{manifest.ref}: inconsistent recommender artifact ({exc})") from None

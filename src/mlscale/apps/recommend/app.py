@@ -26,6 +26,7 @@ from mlscale.data.sources import InteractionStream, open_interactions
 from mlscale.engines import ENGINES, get_engine
 from mlscale.engines.spark import SparkEngine
 from mlscale.errors import ValidationError
+from mlscale.loadtest.scenario import Scenario
 from mlscale.registry import LoadedModel, ModelRef, Store, open_store
 
 if TYPE_CHECKING:
@@ -39,9 +40,7 @@ _DEFAULTS = ImplicitRecommender()
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--model", dest="model_kind", choices=("als", "bpr"), default="als", help="default: als")
-    g.add_argument(
-        "--factors", type=int, default=_DEFAULTS.factors, help="latent factors (default: %(default)s)"
-    )
+    g.add_argument("--factors", type=int, default=_DEFAULTS.factors, help="latent factors (default: %(default)s)")
     g.add_argument(
         "--regularization",
         type=float,
@@ -79,9 +78,7 @@ def _add_engine_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--engine", choices=ENGINES, default="local", help="where training runs (default: local)")
     g.add_argument("--threads", type=int, default=0, help="local engine threads (default: 0 = all cores)")
     g.add_argument("--spark-master", default=None, help="Spark master URL (default: local[*])")
-    g.add_argument(
-        "--spark-conf", action="append", default=[], metavar="KEY=VALUE", help="Spark setting (repeatable)"
-    )
+    g.add_argument("--spark-conf", action="append", default=[], metavar="KEY=VALUE", help="Spark setting (repeatable)")
 
 
 def _regularization(args: argparse.Namespace) -> float:
@@ -95,9 +92,7 @@ def _regularization(args: argparse.Namespace) -> float:
 
 
 def _params(args: argparse.Namespace, threads: int) -> ImplicitRecommender:
-    iterations = (
-        args.iterations if args.iterations is not None else (100 if args.model_kind == "bpr" else None)
-    )
+    iterations = args.iterations if args.iterations is not None else (100 if args.model_kind == "bpr" else None)
     model = ImplicitRecommender(
         model=args.model_kind,
         factors=args.factors,
@@ -151,9 +146,7 @@ class RecommendApp(Application):
 
     def add_arguments(self, verb: str, parser: argparse.ArgumentParser) -> None:
         if verb == "train":
-            parser.add_argument(
-                "--data", required=True, help="catalogue name, file or folder of interactions"
-            )
+            parser.add_argument("--data", required=True, help="catalogue name, file or folder of interactions")
             parser.add_argument("--name", required=True, help="model name in the registry")
             parser.add_argument(
                 "--memory-budget",
@@ -171,9 +164,7 @@ class RecommendApp(Application):
             add_reader_args(parser)
             _common.add_registry_arg(parser)
         elif verb == "evaluate":
-            parser.add_argument(
-                "--data", required=True, help="catalogue name, file or folder of interactions"
-            )
+            parser.add_argument("--data", required=True, help="catalogue name, file or folder of interactions")
             parser.add_argument(
                 "--split",
                 choices=("time", "random"),
@@ -181,21 +172,15 @@ class RecommendApp(Application):
                 help="time: each user's last --n-test held out (default when the data has "
                 "timestamps); random: --test-fraction held out",
             )
-            parser.add_argument(
-                "--n-test", type=int, default=10, help="held-out interactions per user (time)"
-            )
+            parser.add_argument("--n-test", type=int, default=10, help="held-out interactions per user (time)")
             parser.add_argument("--test-fraction", type=float, default=0.2, help="held-out share (random)")
             parser.add_argument("--k", type=int, default=10, help="metrics at k (default: 10)")
-            parser.add_argument(
-                "--json", type=Path, default=None, metavar="FILE", help="write the report as JSON"
-            )
+            parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="write the report as JSON")
             _add_model_args(parser)
             _add_engine_args(parser)
             add_reader_args(parser)
         elif verb == "update":
-            parser.add_argument(
-                "model_name", metavar="NAME", help="model to update: NAME or recommend/NAME@alias"
-            )
+            parser.add_argument("model_name", metavar="NAME", help="model to update: NAME or recommend/NAME@alias")
             parser.add_argument("--data", required=True, help="file or folder of new interactions")
             parser.add_argument(
                 "--promote",
@@ -238,9 +223,7 @@ class RecommendApp(Application):
         """Serve a recommender version (``mlscale serve``): micro-batched, arrays memory-mapped."""
         from mlscale.apps.recommend.predictor import RecommendPredictor
 
-        return RecommendPredictor(
-            from_artifact(model), model_ref=str(model.ref.model), version=model.manifest.version
-        )
+        return RecommendPredictor(from_artifact(model), model_ref=str(model.ref.model), version=model.manifest.version)
 
     # -- verbs ------------------------------------------------------------------------
 
@@ -275,8 +258,7 @@ class RecommendApp(Application):
                 extra={"data": str(args.data), "bad_rows": bad_rows, "engine_info": engine.describe()},
             )
         print(
-            f"trained {model.model} in {metrics['train_seconds']:.1f}s; "
-            f"published {manifest.ref} to {store_root(store)}"
+            f"trained {model.model} in {metrics['train_seconds']:.1f}s; published {manifest.ref} to {store_root(store)}"
         )
         return 0
 
@@ -344,9 +326,7 @@ class RecommendApp(Application):
             if isinstance(engine, SparkEngine):
                 from mlscale.apps.recommend import train_spark
 
-                staged = train_spark.stage_data(
-                    engine, args.data, _common.data_dir(args), **_stage_options(args)
-                )
+                staged = train_spark.stage_data(engine, args.data, _common.data_dir(args), **_stage_options(args))
                 try:
                     report = train_spark.evaluate_spark(
                         engine,
@@ -437,6 +417,13 @@ class RecommendApp(Application):
             f"({model.n_users / max(took, 1e-9):,.0f} users/s) -> {args.out}"
         )
         return 0
+
+    def scenario(self, mix: dict[str, Any], *, data: str | None, data_dir: Path, model: str) -> Scenario:
+        from mlscale.apps.recommend.scenario import RecommendScenario
+
+        if data is None:
+            raise ValidationError("the recommend scenario samples users from data: pass --data", field="--data")
+        return RecommendScenario(data, data_dir, model, mix)
 
     def _recommend_cmd(self, args: argparse.Namespace) -> int:
         store = self._store(args)

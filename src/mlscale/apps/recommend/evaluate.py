@@ -94,9 +94,7 @@ def split_interactions(
         is_test[order] = test_sorted
     elif method == "random":
         if not 0 < test_fraction < 1:
-            raise ValidationError(
-                f"expected 0 < test_fraction < 1, got {test_fraction}", field="test_fraction"
-            )
+            raise ValidationError(f"expected 0 < test_fraction < 1, got {test_fraction}", field="test_fraction")
         rng = np.random.default_rng(seed)
         is_test = rng.random(n) < test_fraction
         # keep each user's first interaction (in a random order) for training
@@ -227,8 +225,7 @@ class EvaluationReport:
         for label, m in (("model", self.model), ("popularity", self.popularity)):
             lines.append(f"{label:12}" + "".join(f"{m[n]:>14.4f}" for n in names))
         lines.append(
-            f"NDCG@{self.k} lift over popularity: {self.ndcg_lift:+.1%} "
-            f"({self.users:,} users, split {self.split})"
+            f"NDCG@{self.k} lift over popularity: {self.ndcg_lift:+.1%} ({self.users:,} users, split {self.split})"
         )
         return "\n".join(lines)
 

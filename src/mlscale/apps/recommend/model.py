@@ -151,9 +151,7 @@ class ImplicitRecommender:
     def set_params(self, **params: Any) -> Self:
         for name, value in params.items():
             if name not in self._PARAMS:
-                raise ValidationError(
-                    f"unknown parameter; expected one of {', '.join(self._PARAMS)}", field=name
-                )
+                raise ValidationError(f"unknown parameter; expected one of {', '.join(self._PARAMS)}", field=name)
             setattr(self, name, value)
         return self
 
@@ -232,9 +230,7 @@ class ImplicitRecommender:
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "item_factors_"):
-            raise ValidationError(
-                "the model is not fitted: call fit() or load one from the registry", field="model"
-            )
+            raise ValidationError("the model is not fitted: call fit() or load one from the registry", field="model")
 
     @property
     def n_users(self) -> int:
@@ -247,9 +243,7 @@ class ImplicitRecommender:
     # -- ids ----------------------------------------------------------------------
 
     @staticmethod
-    def _coerce(
-        values: Sequence[Any] | npt.NDArray[Any], ids: npt.NDArray[Any], field: str
-    ) -> npt.NDArray[Any]:
+    def _coerce(values: Sequence[Any] | npt.NDArray[Any], ids: npt.NDArray[Any], field: str) -> npt.NDArray[Any]:
         """Ids as the model's id dtype; a value of the wrong type is a ValidationError naming ``field``."""
         arr = np.asarray(values)
         if arr.ndim != 1:
@@ -276,9 +270,7 @@ class ImplicitRecommender:
         self._check_fitted()
         return _lookup(self.user_ids_, self._user_sorter, self._coerce(users, self.user_ids_, "users"))
 
-    def item_index(
-        self, items: Sequence[Any] | npt.NDArray[Any], field: str = "items"
-    ) -> npt.NDArray[np.int64]:
+    def item_index(self, items: Sequence[Any] | npt.NDArray[Any], field: str = "items") -> npt.NDArray[np.int64]:
         """Column of each item id in the model; -1 for unknown items."""
         self._check_fitted()
         return _lookup(self.item_ids_, self._item_sorter, self._coerce(items, self.item_ids_, field))
@@ -310,9 +302,7 @@ class ImplicitRecommender:
             raise ValidationError(f"expected an integer, got {k!r}", field="k")
         top = min(limit, MAX_K)
         if not 1 <= int(k) <= top:
-            raise ValidationError(
-                f"expected 1 <= k <= {top} (the items this model can return), got {k}", field="k"
-            )
+            raise ValidationError(f"expected 1 <= k <= {top} (the items this model can return), got {k}", field="k")
         return int(k)
 
     def recommend(
@@ -426,9 +416,7 @@ class ImplicitRecommender:
         factors = self.item_factors_
         if candidates is not None:
             if candidates.size == 0:
-                return np.full((query.shape[0], 0), -1, np.int64), np.full(
-                    (query.shape[0], 0), -np.inf, np.float32
-                )
+                return np.full((query.shape[0], 0), -1, np.int64), np.full((query.shape[0], 0), -np.inf, np.float32)
             factors = factors[candidates]
             excluded = np.flatnonzero(np.isin(candidates, excluded))
             if seen is not None:

@@ -37,9 +37,7 @@ def precompute(
     tmp = path.with_name(f".{path.name}.tmp")
     id_type = pa.int64() if model.user_ids_.dtype.kind in "iu" else pa.string()
     item_type = pa.int64() if model.item_ids_.dtype.kind in "iu" else pa.string()
-    schema = pa.schema(
-        [("user", id_type), ("rank", pa.int16()), ("item", item_type), ("score", pa.float32())]
-    )
+    schema = pa.schema([("user", id_type), ("rank", pa.int16()), ("item", item_type), ("score", pa.float32())])
     written = 0
     try:
         with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:

@@ -258,9 +258,7 @@ class RecommendPredictor(Predictor):
             try:
                 user = int(key)
             except ValueError:
-                raise ValidationError(
-                    f"this model's user ids are integers; got {key!r}", field="user"
-                ) from None
+                raise ValidationError(f"this model's user ids are integers; got {key!r}", field="user") from None
         if not query:
             return RecommendRequest(users=[user])
         recent = query.get("recent_items")
@@ -375,7 +373,16 @@ class RecommendPredictor(Predictor):
             if cand.size == 0:
                 return np.full((rows.size, 0), -1, np.int64), np.full((rows.size, 0), -np.inf, np.float32)
             y = y[cand]
+        exc: npt.NDArray[np.int64] | None = None
+        if exclude is not None:
+            exc = self.model.item_index(list(exclude), "exclude")
+            exc = exc[exc >= 0]
+            if cand is not None:
+                exc, _ = self._positions(cand, exc, exc)
+        if rows.size == 1 and cand is None:
+            return self._score_one(int(rows[0]), k, exclude_seen, exc)
         scores = self._x[rows] @ y.T
+        width = scores.shape[1]
         if exclude_seen:
             starts = self._indptr[rows]
             lens = (self._indptr[rows + 1] - starts).astype(np.int64)
@@ -386,29 +393,43 @@ class RecommendPredictor(Predictor):
                 cols = self._indices[offsets].astype(np.int64)
                 if cand is not None:
                     cols, row_of = self._positions(cand, cols, row_of)
-                scores[row_of, cols] = -np.inf
-        if exclude is not None:
-            exc = self.model.item_index(list(exclude), "exclude")
-            exc = exc[exc >= 0]
-            if cand is not None:
-                exc, _ = self._positions(cand, exc, exc)
+                # One flat store beats a 2-D fancy assignment.
+                np.put(scores, row_of * width + cols, -np.inf)
+        if exc is not None:
             scores[:, exc] = -np.inf
-        width = scores.shape[1]
         k = min(k, width)
         if k < width:
             part = np.argpartition(scores, width - k, axis=1)[:, width - k :]
-            top = np.take_along_axis(scores, part, axis=1)
         else:
             part = np.broadcast_to(np.arange(width), scores.shape)
-            top = scores
+        at = np.arange(rows.size)[:, None]
+        top = scores[at, part]
         order = np.argsort(-top, axis=1, kind="stable")
-        cols = np.take_along_axis(part, order, axis=1).astype(np.int64)
-        top = np.take_along_axis(top, order, axis=1)
+        cols = part[at, order].astype(np.int64)
+        top = top[at, order]
         if cand is not None:
             cols = cand[cols]
-        bad = ~np.isfinite(top)
-        cols[bad] = -1
+        cols[~np.isfinite(top)] = -1
         return cols, top
+
+    def _score_one(
+        self, row: int, k: int, exclude_seen: bool, exc: npt.NDArray[np.int64] | None
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        """:meth:`_score` for one user, in 1-D (a third of the numpy calls: a lone request's latency)."""
+        scores = self._y @ self._x[row]
+        if exclude_seen:
+            scores[self._indices[self._indptr[row] : self._indptr[row + 1]]] = -np.inf
+        if exc is not None:
+            scores[exc] = -np.inf
+        width = scores.size
+        k = min(k, width)
+        part = np.argpartition(scores, width - k)[width - k :] if k < width else np.arange(width)
+        top = scores[part]
+        order = np.argsort(-top, kind="stable")
+        cols = part[order].astype(np.int64)
+        top = top[order]
+        cols[~np.isfinite(top)] = -1
+        return cols[None, :], top[None, :]
 
     @staticmethod
     def _positions(
@@ -483,9 +504,7 @@ class RecommendPredictor(Predictor):
             try:
                 item = int(key)
             except ValueError:
-                raise ValidationError(
-                    f"this model's item ids are integers; got {key!r}", field="item"
-                ) from None
+                raise ValidationError(f"this model's item ids are integers; got {key!r}", field="item") from None
         return SimilarRequest(items=[item], k=_query_k(query) if query else 10)
 
     def similar_batch(self, requests: Sequence[SimilarRequest]) -> list[SimilarResponse | MlscaleError]:

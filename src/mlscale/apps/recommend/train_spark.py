@@ -318,11 +318,7 @@ def precompute_spark(
             f.col("rec.items").alias("iidx"),
             f.col("rec.scores").alias("score"),
         )
-        result = (
-            long.join(user_map, "uidx")
-            .join(f.broadcast(item_map), "iidx")
-            .select("user", "rank", "item", "score")
-        )
+        result = long.join(user_map, "uidx").join(f.broadcast(item_map), "iidx").select("user", "rank", "item", "score")
         result.write.mode("overwrite").parquet(str(out))
         return int(spark.read.parquet(str(out)).count())
 
@@ -337,9 +333,9 @@ def spark_ranking_metrics(recs: Any, truth: Any, k: int, n_items: int) -> dict[s
     Averages over the users of ``truth`` (a user without recommendations scores 0).
     """
     f = _fn()
-    joined = truth.join(
-        recs.select("uidx", f.slice("items", 1, k).alias("items")), "uidx", "left"
-    ).withColumn("items", f.coalesce(f.col("items"), f.array().cast("array<int>")))
+    joined = truth.join(recs.select("uidx", f.slice("items", 1, k).alias("items")), "uidx", "left").withColumn(
+        "items", f.coalesce(f.col("items"), f.array().cast("array<int>"))
+    )
     hit = "x -> array_contains(truth, x)"
     scored = joined.select(
         f.expr(f"size(filter(items, {hit}))").alias("hits"),
@@ -370,9 +366,7 @@ def spark_ranking_metrics(recs: Any, truth: Any, k: int, n_items: int) -> dict[s
     return out
 
 
-def split_spark(
-    frame: Any, method: SplitMethod, *, n_test: int, test_fraction: float, seed: int
-) -> tuple[Any, Any]:
+def split_spark(frame: Any, method: SplitMethod, *, n_test: int, test_fraction: float, seed: int) -> tuple[Any, Any]:
     """The local evaluator's splits, as window functions (train, test)."""
     from pyspark.sql import Window
 
@@ -449,9 +443,7 @@ def evaluate_spark(
                 }
             )
         ).join(users_eval, "uidx")
-        pop_m = spark_ranking_metrics(
-            recommend_all(engine, ones, popularity, seen, k), truth, k, model.n_items
-        )
+        pop_m = spark_ranking_metrics(recommend_all(engine, ones, popularity, seen, k), truth, k, model.n_items)
         n_eval = truth.count()
     return EvaluationReport(
         k=k,
@@ -494,14 +486,10 @@ def stage_data(engine: SparkEngine, spec: str, data_dir: Path, **reader: Any) ->
 
     f = _fn()
     path = Path(spec)
-    parquet_files = (
-        sorted(path.glob("*.parquet")) if path.is_dir() else [path] if path.suffix == ".parquet" else []
-    )
+    parquet_files = sorted(path.glob("*.parquet")) if path.is_dir() else [path] if path.suffix == ".parquet" else []
     temp: Path | None = None
     if parquet_files:
-        roles = InteractionReader(
-            parquet_files[0], **{k: v for k, v in reader.items() if k.endswith("_col")}
-        ).roles
+        roles = InteractionReader(parquet_files[0], **{k: v for k, v in reader.items() if k.endswith("_col")}).roles
         source = str(path)
     else:
         stream = open_interactions(spec, data_dir, **reader)
@@ -515,8 +503,6 @@ def stage_data(engine: SparkEngine, spec: str, data_dir: Path, **reader: Any) ->
             f.col(roles.user).alias("user"),
             f.col(roles.item).alias("item"),
             (f.col(roles.rating).cast("float") if roles.rating else f.lit(1.0).cast("float")).alias("rating"),
-            (f.col(roles.timestamp).cast("long") if roles.timestamp else f.lit(None).cast("long")).alias(
-                "timestamp"
-            ),
+            (f.col(roles.timestamp).cast("long") if roles.timestamp else f.lit(None).cast("long")).alias("timestamp"),
         ]
         return _Staged(SparkData(frame.select(*cols)), temp)

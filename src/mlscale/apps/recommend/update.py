@@ -27,9 +27,7 @@ from mlscale.errors import DataError
 __all__ = ["update_model"]
 
 
-def _extended_ids(
-    old: npt.NDArray[np.generic], new: pa.Array
-) -> tuple[npt.NDArray[np.generic], npt.NDArray[np.int32]]:
+def _extended_ids(old: npt.NDArray[np.generic], new: pa.Array) -> tuple[npt.NDArray[np.generic], npt.NDArray[np.int32]]:
     kind = pa.int64() if old.dtype.kind in "iu" else pa.string()
     idmap = IdMap(kind)
     idmap.encode(pa.array(old, type=kind))

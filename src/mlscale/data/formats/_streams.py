@@ -56,8 +56,7 @@ def _open_zip_member(path: Path) -> IO[bytes]:
         members = [info.filename for info in archive.infolist() if not info.is_dir()]
         if len(members) != 1:
             raise DataFormatError(
-                f"expected a zip archive holding exactly one file, found {len(members)}: "
-                + ", ".join(members[:5]),
+                f"expected a zip archive holding exactly one file, found {len(members)}: " + ", ".join(members[:5]),
                 path=str(path),
                 hint="unpack it and pass the file you mean",
             )

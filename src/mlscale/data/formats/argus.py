@@ -74,9 +74,7 @@ def read_binetflow(path: Path) -> pa.Table:
             table = pacsv.read_csv(
                 ChunkStream(iter_chunks(stream)),
                 parse_options=pacsv.ParseOptions(quote_char=False),
-                convert_options=pacsv.ConvertOptions(
-                    column_types=types, strings_can_be_null=True, null_values=[""]
-                ),
+                convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=True, null_values=[""]),
             )
     except pa.ArrowInvalid as err:
         raise DataFormatError(str(err).replace("CSV parse error: ", ""), path=where) from None

@@ -130,9 +130,7 @@ def read_delimited(
             )
     except pa.ArrowInvalid as err:
         line = _locate(path, sep, encoding, is_quoted, str(err))
-        raise DataFormatError(
-            _plain_message(str(err)), path=str(path), line=line, hint=_hint(sep, columns)
-        ) from None
+        raise DataFormatError(_plain_message(str(err)), path=str(path), line=line, hint=_hint(sep, columns)) from None
     except UnicodeDecodeError as err:
         raise DataFormatError(
             f"not valid {encoding} text ({err.reason})", path=str(path), hint="check the file's encoding"
@@ -156,12 +154,8 @@ def _locate(path: Path, sep: str, encoding: str, quoted: bool, message: str) -> 
         return None
     stream, chunks = _byte_chunks(path, sep)
     with stream:
-        text = io.TextIOWrapper(
-            io.BufferedReader(ChunkStream(chunks)), encoding=encoding, errors="replace", newline=""
-        )
-        reader = csv.reader(
-            text, delimiter=_parser_sep(sep), quoting=csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE
-        )
+        text = io.TextIOWrapper(io.BufferedReader(ChunkStream(chunks)), encoding=encoding, errors="replace", newline="")
+        reader = csv.reader(text, delimiter=_parser_sep(sep), quoting=csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE)
         try:
             for row in reader:
                 if not row:

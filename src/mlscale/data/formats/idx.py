@@ -64,9 +64,7 @@ def read_idx(path: Path, *, ndim: int | None = None) -> NDArray[Any]:
         raise DataFormatError(f"expected a {ndim}-dimensional IDX array, the header says {dims}", path=where)
     header = 4 + 4 * dims
     if len(data) < header:
-        raise DataFormatError(
-            f"truncated IDX header (needs {header} bytes, file has {len(data)})", path=where
-        )
+        raise DataFormatError(f"truncated IDX header (needs {header} bytes, file has {len(data)})", path=where)
     shape = struct.unpack(f">{dims}I", data[4:header])
     dtype = IDX_TYPES[code]
     expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize

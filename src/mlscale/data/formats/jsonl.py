@@ -56,9 +56,7 @@ def read_json_lines(path: Path, *, types: Mapping[str, pa.DataType] | None = Non
                 try:
                     table = table.set_column(index, name, table.column(index).cast(wanted))
                 except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
-                    raise DataFormatError(
-                        f"key {name!r}: cannot read as {wanted} ({err})", path=str(path)
-                    ) from None
+                    raise DataFormatError(f"key {name!r}: cannot read as {wanted} ({err})", path=str(path)) from None
     return table
 
 

@@ -105,9 +105,7 @@ class ZeekHeader:
 
 
 def _unescape(text: str) -> str:
-    return _ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]), text.encode()).decode(
-        "utf-8", "backslashreplace"
-    )
+    return _ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]), text.encode()).decode("utf-8", "backslashreplace")
 
 
 class _FallbackError(Exception):
@@ -224,9 +222,7 @@ class _TsvLog:
         read_options = pacsv.ReadOptions(
             skip_rows=self._first_record - 1, column_names=list(header.fields), block_size=1 << 22
         )
-        parse_options = pacsv.ParseOptions(
-            delimiter=sep, quote_char=False, invalid_row_handler=on_invalid_row
-        )
+        parse_options = pacsv.ParseOptions(delimiter=sep, quote_char=False, invalid_row_handler=on_invalid_row)
         convert_options = pacsv.ConvertOptions(
             column_types=dict.fromkeys(header.fields, pa.string()),
             strings_can_be_null=False,
@@ -249,9 +245,7 @@ class _TsvLog:
                         if pc.any(pc.is_in(first, pa.array(["#fields", "#types"]))).as_py():
                             raise _FallbackError
                         raw = raw.filter(pc.invert(comment))
-                    arrays = [
-                        self._arrow_column(ztype, raw.column(i)) for i, ztype in enumerate(header.types)
-                    ]
+                    arrays = [self._arrow_column(ztype, raw.column(i)) for i, ztype in enumerate(header.types)]
                     yield pa.RecordBatch.from_arrays(arrays, schema=schema)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError, DataFormatError):
                 raise _FallbackError from None
@@ -363,9 +357,7 @@ class _TsvLog:
                 else:
                     raise self._bad_value(name, ztype, value, numbers[i])
             return pa.array(flags, type=pa.bool_())
-        texts = [
-            None if v == unset else "" if v == empty else _unescape(v) if "\\x" in v else v for v in values
-        ]
+        texts = [None if v == unset else "" if v == empty else _unescape(v) if "\\x" in v else v for v in values]
         return pa.array(texts, type=pa.string())
 
     def _scalar_converter(self, name: str, ztype: str) -> Callable[[str, int], object]:
@@ -455,9 +447,7 @@ def _first_byte(path: Path) -> bytes:
             stripped = chunk.lstrip()
             if stripped:
                 return stripped[:1]
-    raise DataFormatError(
-        "empty file: no '#fields' header and no records", path=str(path), hint="is this a Zeek log?"
-    )
+    raise DataFormatError("empty file: no '#fields' header and no records", path=str(path), hint="is this a Zeek log?")
 
 
 def iter_zeek_batches(path: Path, *, batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator[pa.RecordBatch]:

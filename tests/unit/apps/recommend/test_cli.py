@@ -137,9 +137,7 @@ def test_bad_requests_are_clear_errors(
     assert "Traceback" not in err
 
 
-def test_bad_training_data_leaves_registry_untouched(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_bad_training_data_leaves_registry_untouched(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     empty = tmp_path / "empty.csv"
     empty.write_text("")
     bad_name = tmp_path / "ok.csv"
@@ -147,10 +145,7 @@ def test_bad_training_data_leaves_registry_untouched(
     registry = tmp_path / "reg"
     assert main(["train", "recommend", "--data", str(empty), "--name", "m", "--registry", str(registry)]) != 0
     assert "empty" in capsys.readouterr().err
-    assert (
-        main(["train", "recommend", "--data", str(bad_name), "--name", "../x", "--registry", str(registry)])
-        != 0
-    )
+    assert main(["train", "recommend", "--data", str(bad_name), "--name", "../x", "--registry", str(registry)]) != 0
     assert (
         main(
             [

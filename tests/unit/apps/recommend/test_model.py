@@ -80,9 +80,7 @@ def test_user_id_of_wrong_type(ml100k_model: ImplicitRecommender, users: list[ob
 
 
 def test_digit_strings_are_accepted_for_integer_ids(ml100k_model: ImplicitRecommender) -> None:
-    assert (
-        ml100k_model.recommend(["1"], k=5).items.tolist() == ml100k_model.recommend([1], k=5).items.tolist()
-    )
+    assert ml100k_model.recommend(["1"], k=5).items.tolist() == ml100k_model.recommend([1], k=5).items.tolist()
 
 
 def test_bad_parameters_are_named() -> None:

@@ -53,9 +53,7 @@ def test_update_adds_new_items(ml100k_model: ImplicitRecommender) -> None:
     assert scores[:40].mean() > scores[40:].mean() + 0.1
 
 
-def test_publish_load_round_trip_gives_same_recommendations(
-    ml100k_model: ImplicitRecommender, tmp_path: Path
-) -> None:
+def test_publish_load_round_trip_gives_same_recommendations(ml100k_model: ImplicitRecommender, tmp_path: Path) -> None:
     store = open_store(tmp_path)
     manifest = publish_model(
         store, "ml", ml100k_model, metrics={"ndcg@10": 0.1}, engine="local", data_fingerprint="sha256:x"

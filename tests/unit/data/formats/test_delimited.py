@@ -29,9 +29,7 @@ def test_double_colon_separator_gzip_real_file(shared_data: Path) -> None:
 
 def test_latin1_pipe_file(shared_data: Path) -> None:
     columns = ("movie_id", "title", "release", "video", "url", *(f"g{i}" for i in range(19)))
-    table = Delimited(sep="|", header=False, columns=columns, encoding="latin-1")(
-        shared_data / "movielens-100k/u.item"
-    )
+    table = Delimited(sep="|", header=False, columns=columns, encoding="latin-1")(shared_data / "movielens-100k/u.item")
     assert table.num_rows == 1_682
     titles = table.column("title").to_pylist()
     assert any("é" in t for t in titles)  # Latin-1 accents decoded, not mangled

@@ -1,0 +1,420 @@
+"""Serving benchmark: ``mlscale serve`` vs a plain FastAPI endpoint vs nginx serving a static file.
+
+Single-user top-10 on the MovieLens-100k model, measured with ``wrk`` on
+loopback: each server pinned to CPU 0 (``taskset``), ``wrk`` to CPU 1, users
+rotated over every user of the model (a Lua script), so nothing is served from
+a cache. The three candidates answer the same URLs with bodies of the same size:
+
+- ``mlscale``: ``mlscale serve`` with one worker;
+- ``fastapi``: the endpoint a user would write, ``async def`` calling
+  ``model.recommend([user], 10)`` per request, on uvicorn (with uvloop and
+  httptools when installed);
+- ``nginx``: one worker serving a static copy of an mlscale answer.
+
+Then ``mlscale`` alone at several connection counts (latency at a given
+throughput: ``wrk`` is closed-loop, so fewer connections means less queueing),
+and the memory of ``mlscale serve --workers 1`` and ``--workers 2`` (RSS, PSS
+and USS per process; the model files are mapped, so their pages are shared).
+
+Run: ``python -m benchmarks.serve [--duration 10] [--out DIR]``. Needs ``wrk``
+and ``nginx`` (``apt-get install -y wrk nginx``; installed automatically when
+running as root with apt-get), FastAPI and uvicorn for the baseline, psutil for
+the memory figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import urllib.request
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["add_parser", "main", "run"]
+
+REPO = Path(__file__).resolve().parents[1]
+PATH = "/v1/models/ml/recommend/"
+
+
+def add_parser(sub: Any) -> None:
+    """Add ``serve`` to ``python -m benchmarks``."""
+    p = sub.add_parser("serve", help="mlscale serve vs FastAPI vs nginx static, with wrk")
+    _arguments(p)
+    p.set_defaults(handler=run)
+
+
+def _arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--duration", type=int, default=10, help="seconds per wrk run (default: 10)")
+    p.add_argument("--connections", type=int, default=64, help="wrk connections, head to head (default: 64)")
+    p.add_argument(
+        "--sweep",
+        default="8,16,32,64",
+        help="connection counts for mlscale's latency sweep (default: 8,16,32,64)",
+    )
+    p.add_argument("--data-dir", type=Path, default=None, help="data sets folder (default: MLSCALE_DATA_DIR)")
+    p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results", help="where the JSON goes")
+
+
+# -- tools ---------------------------------------------------------------------------------
+
+
+def _need_tools() -> None:
+    missing = [t for t in ("wrk", "nginx", "taskset") if shutil.which(t) is None]
+    if missing and os.geteuid() == 0 and shutil.which("apt-get"):
+        print(f"installing {', '.join(missing)} with apt-get", file=sys.stderr)
+        subprocess.run(["apt-get", "update", "-qq"], check=False)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk", "nginx"], check=False)
+        missing = [t for t in ("wrk", "nginx", "taskset") if shutil.which(t) is None]
+    if missing:
+        raise SystemExit(f"missing {', '.join(missing)}: install them (apt-get install -y wrk nginx util-linux)")
+    if (os.cpu_count() or 1) < 2:
+        raise SystemExit("needs 2 CPUs: the server on one, wrk on the other")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def _process(cmd: Sequence[str], log: Path, env: dict[str, str] | None = None, cpu: str = "0") -> Iterator[int]:
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            ["taskset", "-c", cpu, *cmd],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+    try:
+        yield proc.pid
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def _wait_ready(url: str, log: Path, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as resp:
+            if resp.status == 200:
+                return
+        time.sleep(0.1)
+    raise SystemExit(f"{url} never answered; log:\n{log.read_text()[-3000:]}")
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def _ms(text: str) -> float:
+    m = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
+    if not m:
+        return float("nan")
+    return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+def wrk(url: str, lua: Path, connections: int, duration: int) -> dict[str, Any]:
+    """One wrk run on CPU 1: requests/s, latency percentiles (ms), errors."""
+    cmd = [
+        "taskset",
+        "-c",
+        "1",
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{duration}s",
+        "--latency",
+        "-s",
+        str(lua),
+        url,
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    pct = {p: _ms(v) for p, v in re.findall(r"^\s+(50|75|90|99)%\s+(\S+)", out, re.MULTILINE)}
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    sock = re.search(r"Socket errors: (.*)", out)
+    return {
+        "connections": connections,
+        "rps": round(rps),
+        "p50_ms": pct.get("50"),
+        "p90_ms": pct.get("90"),
+        "p99_ms": pct.get("99"),
+        "non_2xx": int(non2xx.group(1)) if non2xx else 0,
+        "socket_errors": sock.group(1).strip() if sock else "",
+    }
+
+
+# -- candidates --------------------------------------------------------------------------
+
+
+_FASTAPI = '''
+"""The baseline: a plain FastAPI endpoint calling the model per request."""
+import os
+from fastapi import FastAPI
+from mlscale.apps.recommend import from_artifact
+from mlscale.registry import open_store
+
+model = from_artifact(open_store(os.environ["BENCH_REGISTRY"]).load("recommend/ml"))
+app = FastAPI()
+
+
+@app.get("/v1/models/ml/recommend/{user}")
+async def recommend(user: int, k: int = 10) -> dict:
+    recs = model.recommend([user], k)
+    ok = recs.valid[0]
+    return {
+        "model": "recommend/ml",
+        "version": 1,
+        "results": [
+            {"user": user, "strategy": str(recs.strategy[0]), "items": recs.items[0][ok].tolist(),
+             "scores": [round(s, 6) for s in recs.scores[0][ok].tolist()]}
+        ],
+    }
+'''
+
+_NGINX = """
+worker_processes 1;
+daemon off;
+pid {dir}/nginx.pid;
+error_log {dir}/nginx-error.log;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  client_body_temp_path {dir}/body;
+  proxy_temp_path {dir}/proxy;
+  fastcgi_temp_path {dir}/fastcgi;
+  uwsgi_temp_path {dir}/uwsgi;
+  scgi_temp_path {dir}/scgi;
+  keepalive_requests 10000000;
+  server {{
+    listen 127.0.0.1:{port};
+    default_type application/json;
+    root {dir}/www;
+    location / {{ try_files /answer.json =404; }}
+  }}
+}}
+"""
+
+
+def _train(registry: Path, data_dir: Path) -> None:
+    from mlscale.cli import main as mlscale
+
+    data = str(data_dir / "movielens-100k" / "u.data")
+    status = mlscale(["train", "recommend", "--data", data, "--name", "ml", "--registry", str(registry), "--quiet"])
+    if status != 0:
+        raise SystemExit("training the MovieLens-100k model failed")
+
+
+def _mlscale_cmd(registry: Path, port: int, workers: int) -> list[str]:
+    return [
+        sys.executable,
+        "-c",
+        "import sys; from mlscale.cli import main; sys.exit(main())",
+        "serve",
+        "--registry",
+        str(registry),
+        "--model",
+        "ml=recommend/ml",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
+
+
+def _memory(pid: int) -> dict[str, Any]:
+    """RSS / PSS / USS (MiB) of the supervisor and each worker, and the model files' share."""
+    import psutil
+
+    def one(proc: psutil.Process) -> dict[str, Any]:
+        info = proc.memory_full_info()
+        mapped_rss = mapped_pss = 0
+        with contextlib.suppress(psutil.Error):
+            for m in proc.memory_maps(grouped=True):
+                if "/registry/" in m.path:
+                    mapped_rss += m.rss
+                    mapped_pss += m.pss
+        mib = 1 << 20
+        return {
+            "pid": proc.pid,
+            "rss_mib": round(info.rss / mib, 1),
+            "pss_mib": round(info.pss / mib, 1),
+            "uss_mib": round(info.uss / mib, 1),
+            "model_files_rss_kib": mapped_rss >> 10,
+            "model_files_pss_kib": mapped_pss >> 10,
+        }
+
+    root = psutil.Process(pid)
+    supervisor = next(p for p in [root, *root.children(recursive=True)] if "serve" in " ".join(p.cmdline()))
+    workers = [one(p) for p in supervisor.children()]
+    sup = one(supervisor)
+    return {
+        "supervisor": sup,
+        "workers": workers,
+        "total_pss_mib": round(sup["pss_mib"] + sum(w["pss_mib"] for w in workers), 1),
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the whole comparison; prints a table and writes ``serve.json``."""
+    from benchmarks._harness import host_info
+
+    _need_tools()
+    data_dir = args.data_dir or Path(os.environ.get("MLSCALE_DATA_DIR", str(REPO.parent / "shared" / "data")))
+    work = Path(tempfile.mkdtemp(prefix="mlscale-bench-serve-"))
+    registry = work / "registry"
+    _train(registry, data_dir)
+    from mlscale.apps.recommend import from_artifact
+    from mlscale.registry import open_store
+
+    users = from_artifact(open_store(registry).load("recommend/ml")).user_ids_.tolist()
+    lua = work / "users.lua"
+    lua.write_text(
+        "local users = {" + ",".join(map(str, users)) + "}\nlocal i = 0\n"
+        f'request = function()\n  i = i % #users + 1\n  return wrk.format("GET", "{PATH}" .. users[i])\nend\n'
+    )
+    env = dict(os.environ, BENCH_REGISTRY=str(registry), PYTHONPATH=str(work))
+    (work / "plain_fastapi.py").write_text(textwrap.dedent(_FASTAPI))
+    results: dict[str, Any] = {"host": host_info(), "duration_s": args.duration, "candidates": {}}
+
+    # mlscale first: its answer is the static file nginx serves (same size).
+    port = _free_port()
+    log = work / "mlscale.log"
+    with _process(_mlscale_cmd(registry, port, 1), log, env):
+        _wait_ready(f"http://127.0.0.1:{port}/readyz", log)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{PATH}{users[0]}") as resp:
+            answer = resp.read()
+        url = f"http://127.0.0.1:{port}"
+        wrk(url, lua, args.connections, 2)  # warm-up
+        results["candidates"]["mlscale"] = wrk(url, lua, args.connections, args.duration)
+        sweep = [wrk(url, lua, int(c), args.duration) for c in args.sweep.split(",")]
+        results["mlscale_sweep"] = sweep
+        with urllib.request.urlopen(f"{url}/metrics") as resp:
+            text = resp.read().decode()
+        batches = sum(
+            float(v)
+            for v in re.findall(r'^mlscale_batch_requests_count\{model="ml",action="recommend"\} (\S+)', text, re.M)
+        )
+        reqs = sum(
+            float(v)
+            for v in re.findall(r'^mlscale_batch_requests_sum\{model="ml",action="recommend"\} (\S+)', text, re.M)
+        )
+        results["mlscale_mean_batch"] = round(reqs / max(batches, 1), 1)
+    results["response_bytes"] = len(answer)
+
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError:
+        results["candidates"]["fastapi"] = {"skipped": "pip install fastapi uvicorn[standard]"}
+    else:
+        port = _free_port()
+        log = work / "fastapi.log"
+        cmd = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "plain_fastapi:app",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ]
+        with _process([*cmd, "--no-access-log"], log, env):
+            _wait_ready(f"http://127.0.0.1:{port}{PATH}{users[0]}", log)
+            url = f"http://127.0.0.1:{port}"
+            wrk(url, lua, args.connections, 2)
+            results["candidates"]["fastapi"] = wrk(url, lua, args.connections, args.duration)
+
+    port = _free_port()
+    (work / "www").mkdir()
+    (work / "www" / "answer.json").write_bytes(answer)
+    # nginx's workers drop root for an unprivileged user, who must be able to read the file.
+    for path in (work, work / "www", work / "www" / "answer.json"):
+        path.chmod(0o755)
+    conf = work / "nginx.conf"
+    conf.write_text(_NGINX.format(dir=work, port=port))
+    log = work / "nginx.log"
+    with _process(["nginx", "-c", str(conf), "-e", str(work / "nginx-error.log")], log):
+        _wait_ready(f"http://127.0.0.1:{port}{PATH}1", log)
+        url = f"http://127.0.0.1:{port}"
+        wrk(url, lua, args.connections, 2)
+        results["candidates"]["nginx"] = wrk(url, lua, args.connections, args.duration)
+
+    with contextlib.suppress(ImportError):
+        import psutil  # noqa: F401
+
+        for workers in (1, 2):
+            port = _free_port()
+            log = work / f"mlscale-{workers}.log"
+            with _process(_mlscale_cmd(registry, port, workers), log, env, cpu="0,1") as pid:
+                _wait_ready(f"http://127.0.0.1:{port}/readyz", log)
+                for user in users[:200]:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}{PATH}{user}") as resp:
+                        resp.read()
+                results[f"memory_{workers}_workers"] = _memory(pid)
+
+    _report(results)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "serve.json").write_text(json.dumps(results, indent=2) + "\n")
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def _report(r: dict[str, Any]) -> None:
+    c = r["candidates"]
+    size = r["response_bytes"]
+    print(f"\nsingle-user top-10, MovieLens-100k, {size} B answers, server on 1 core, wrk on the other")
+    print(f"{'candidate':<10} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>8}")
+    for name, v in c.items():
+        if "skipped" in v:
+            print(f"{name:<10} skipped: {v['skipped']}")
+            continue
+        errors = v["non_2xx"] + (1 if v["socket_errors"] else 0)
+        print(f"{name:<10} {v['rps']:>8} {v['p50_ms']:>8.2f} {v['p99_ms']:>8.2f} {errors:>8}")
+    ours = c["mlscale"]["rps"]
+    if "rps" in c.get("fastapi", {}):
+        print(f"mlscale / fastapi: {ours / c['fastapi']['rps']:.1f}x")
+    print(f"mlscale / nginx static: {ours / c['nginx']['rps']:.2f}x")
+    print(f"mean requests per model call: {r['mlscale_mean_batch']}")
+    print("\nmlscale latency by connections:")
+    for v in r["mlscale_sweep"]:
+        rate, p50, p99 = v["rps"], v["p50_ms"], v["p99_ms"]
+        print(f"  c={v['connections']:<3} {rate:>7} req/s  p50 {p50:.2f} ms  p99 {p99:.2f} ms")
+    for workers in (1, 2):
+        mem = r.get(f"memory_{workers}_workers")
+        if mem:
+            per = ", ".join(f"RSS {w['rss_mib']} / PSS {w['pss_mib']} / USS {w['uss_mib']} MiB" for w in mem["workers"])
+            print(
+                f"memory, {workers} worker(s): {per}; supervisor PSS {mem['supervisor']['pss_mib']} MiB; "
+                f"total PSS {mem['total_pss_mib']} MiB"
+            )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m benchmarks.serve``."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.serve", description=__doc__.split("\n")[0])
+    _arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

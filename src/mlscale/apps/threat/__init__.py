@@ -1,0 +1,1 @@
+"""Apache Spot-style threat detection (work in progress)."""
