@@ -63,6 +63,12 @@ def _arguments(p: argparse.ArgumentParser) -> None:
         default="8,16,32,64",
         help="connection counts for mlscale's latency sweep (default: 8,16,32,64)",
     )
+    p.add_argument(
+        "--big-users",
+        type=int,
+        default=1_000_000,
+        help="users of a synthetic model for the memory figures (default: 1000000; 0: skip)",
+    )
     p.add_argument("--data-dir", type=Path, default=None, help="data sets folder (default: MLSCALE_DATA_DIR)")
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results", help="where the JSON goes")
 
@@ -190,6 +196,26 @@ async def recommend(user: int, k: int = 10) -> dict:
     }
 '''
 
+_FASTPATH = '''
+"""FastAPI again, but calling mlscale's serving predictor per request (no batching): isolates the server."""
+import os
+from fastapi import FastAPI
+from fastapi.responses import Response
+import msgspec
+from mlscale.apps import get_application
+from mlscale.apps.recommend.predictor import RecommendRequest
+from mlscale.registry import open_store
+
+predictor = get_application("recommend").predictor(open_store(os.environ["BENCH_REGISTRY"]).load("recommend/ml"))
+app = FastAPI()
+
+
+@app.get("/v1/models/ml/recommend/{user}")
+async def recommend(user: int, k: int = 10) -> Response:
+    out = predictor.recommend_batch([RecommendRequest(users=[user], k=k)])[0]
+    return Response(msgspec.json.encode(out), media_type="application/json")
+'''
+
 _NGINX = """
 worker_processes 1;
 daemon off;
@@ -223,7 +249,35 @@ def _train(registry: Path, data_dir: Path) -> None:
         raise SystemExit("training the MovieLens-100k model failed")
 
 
-def _mlscale_cmd(registry: Path, port: int, workers: int) -> list[str]:
+def _publish_big(registry: Path, users: int, items: int = 20_000, factors: int = 64) -> None:
+    """A recommender artifact with random factors: big enough to see whether workers share it."""
+    import numpy as np
+
+    from mlscale.registry import open_store
+
+    rng = np.random.default_rng(0)
+    arrays = {
+        "user_factors": rng.standard_normal((users, factors), dtype=np.float32),
+        "item_factors": rng.standard_normal((items, factors), dtype=np.float32),
+        "user_ids": np.arange(users, dtype=np.int64),
+        "item_ids": np.arange(items, dtype=np.int64),
+        "seen_indptr": np.zeros(users + 1, dtype=np.int32),
+        "seen_indices": np.zeros(0, dtype=np.int32),
+        "seen_data": np.zeros(0, dtype=np.float32),
+        "item_popularity": np.ones(items, dtype=np.int64),
+    }
+    open_store(registry).publish(
+        "recommend",
+        "big",
+        arrays=arrays,
+        params={"factors": factors},
+        engine="synthetic",
+        data_fingerprint="random",
+        extra={"fold_in_weight": 1.0},
+    )
+
+
+def _mlscale_cmd(registry: Path, port: int, workers: int, model: str = "ml") -> list[str]:
     return [
         sys.executable,
         "-c",
@@ -232,7 +286,7 @@ def _mlscale_cmd(registry: Path, port: int, workers: int) -> list[str]:
         "--registry",
         str(registry),
         "--model",
-        "ml=recommend/ml",
+        f"{model}=recommend/{model}",
         "--port",
         str(port),
         "--workers",
@@ -293,6 +347,7 @@ def run(args: argparse.Namespace) -> int:
     )
     env = dict(os.environ, BENCH_REGISTRY=str(registry), PYTHONPATH=str(work))
     (work / "plain_fastapi.py").write_text(textwrap.dedent(_FASTAPI))
+    (work / "fastpath_fastapi.py").write_text(textwrap.dedent(_FASTPATH))
     results: dict[str, Any] = {"host": host_info(), "duration_s": args.duration, "candidates": {}}
 
     # mlscale first: its answer is the static file nginx serves (same size).
@@ -326,23 +381,15 @@ def run(args: argparse.Namespace) -> int:
     except ImportError:
         results["candidates"]["fastapi"] = {"skipped": "pip install fastapi uvicorn[standard]"}
     else:
-        port = _free_port()
-        log = work / "fastapi.log"
-        cmd = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "plain_fastapi:app",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ]
-        with _process([*cmd, "--no-access-log"], log, env):
-            _wait_ready(f"http://127.0.0.1:{port}{PATH}{users[0]}", log)
-            url = f"http://127.0.0.1:{port}"
-            wrk(url, lua, args.connections, 2)
-            results["candidates"]["fastapi"] = wrk(url, lua, args.connections, args.duration)
+        for name, module in (("fastapi", "plain_fastapi"), ("fastapi+predictor", "fastpath_fastapi")):
+            port = _free_port()
+            log = work / f"{module}.log"
+            cmd = [sys.executable, "-m", "uvicorn", f"{module}:app", "--port", str(port), "--log-level", "warning"]
+            with _process([*cmd, "--no-access-log"], log, env):
+                _wait_ready(f"http://127.0.0.1:{port}{PATH}{users[0]}", log)
+                url = f"http://127.0.0.1:{port}"
+                wrk(url, lua, args.connections, 2)
+                results["candidates"][name] = wrk(url, lua, args.connections, args.duration)
 
     port = _free_port()
     (work / "www").mkdir()
@@ -362,15 +409,20 @@ def run(args: argparse.Namespace) -> int:
     with contextlib.suppress(ImportError):
         import psutil  # noqa: F401
 
-        for workers in (1, 2):
-            port = _free_port()
-            log = work / f"mlscale-{workers}.log"
-            with _process(_mlscale_cmd(registry, port, workers), log, env, cpu="0,1") as pid:
-                _wait_ready(f"http://127.0.0.1:{port}/readyz", log)
-                for user in users[:200]:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}{PATH}{user}") as resp:
-                        resp.read()
-                results[f"memory_{workers}_workers"] = _memory(pid)
+        models = ["ml"]
+        if args.big_users:
+            _publish_big(registry, args.big_users)
+            models.append("big")
+        for model in models:
+            for workers in (1, 2):
+                port = _free_port()
+                log = work / f"mlscale-{model}-{workers}.log"
+                with _process(_mlscale_cmd(registry, port, workers, model), log, env, cpu="0,1") as pid:
+                    _wait_ready(f"http://127.0.0.1:{port}/readyz", log, timeout=300)
+                    for user in users[:200]:
+                        with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models/{model}/recommend/{user}") as r:
+                            r.read()
+                    results[f"memory_{model}_{workers}_workers"] = _memory(pid)
 
     _report(results)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -383,30 +435,35 @@ def _report(r: dict[str, Any]) -> None:
     c = r["candidates"]
     size = r["response_bytes"]
     print(f"\nsingle-user top-10, MovieLens-100k, {size} B answers, server on 1 core, wrk on the other")
-    print(f"{'candidate':<10} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>8}")
+    print(f"{'candidate':<18} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>8}")
     for name, v in c.items():
         if "skipped" in v:
-            print(f"{name:<10} skipped: {v['skipped']}")
+            print(f"{name:<18} skipped: {v['skipped']}")
             continue
         errors = v["non_2xx"] + (1 if v["socket_errors"] else 0)
-        print(f"{name:<10} {v['rps']:>8} {v['p50_ms']:>8.2f} {v['p99_ms']:>8.2f} {errors:>8}")
+        print(f"{name:<18} {v['rps']:>8} {v['p50_ms']:>8.2f} {v['p99_ms']:>8.2f} {errors:>8}")
     ours = c["mlscale"]["rps"]
-    if "rps" in c.get("fastapi", {}):
-        print(f"mlscale / fastapi: {ours / c['fastapi']['rps']:.1f}x")
-    print(f"mlscale / nginx static: {ours / c['nginx']['rps']:.2f}x")
+    for other in ("fastapi", "fastapi+predictor", "nginx"):
+        if "rps" in c.get(other, {}):
+            print(f"mlscale / {other}: {ours / c[other]['rps']:.2f}x")
     print(f"mean requests per model call: {r['mlscale_mean_batch']}")
     print("\nmlscale latency by connections:")
     for v in r["mlscale_sweep"]:
         rate, p50, p99 = v["rps"], v["p50_ms"], v["p99_ms"]
         print(f"  c={v['connections']:<3} {rate:>7} req/s  p50 {p50:.2f} ms  p99 {p99:.2f} ms")
-    for workers in (1, 2):
-        mem = r.get(f"memory_{workers}_workers")
-        if mem:
-            per = ", ".join(f"RSS {w['rss_mib']} / PSS {w['pss_mib']} / USS {w['uss_mib']} MiB" for w in mem["workers"])
+    print("\nmemory (MiB; model files: the registry arrays mapped by each worker):")
+    for key, mem in r.items():
+        if not key.startswith("memory_"):
+            continue
+        _, model, workers, _ = key.split("_")
+        for w in mem["workers"]:
+            files = f"model files RSS {w['model_files_rss_kib'] >> 10} / PSS {w['model_files_pss_kib'] >> 10}"
             print(
-                f"memory, {workers} worker(s): {per}; supervisor PSS {mem['supervisor']['pss_mib']} MiB; "
-                f"total PSS {mem['total_pss_mib']} MiB"
+                f"  {model:<4} {workers} worker(s), pid {w['pid']}: RSS {w['rss_mib']} PSS {w['pss_mib']} "
+                f"USS {w['uss_mib']}; {files}"
             )
+        total, sup = mem["total_pss_mib"], mem["supervisor"]["pss_mib"]
+        print(f"  {model:<4} {workers} worker(s): total PSS {total} (supervisor {sup})")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -77,7 +77,11 @@ class Supervisor:
         self._own_dir = config.metrics_dir is None
         metrics_dir = config.metrics_dir or Path(tempfile.mkdtemp(prefix="mlscale-serve-", dir=_shm()))
         self.config = replace(config, metrics_dir=metrics_dir, port=sock.getsockname()[1])
-        self.env = env
+        # Every BLAS / OpenMP library a worker loads, even after start-up, gets the worker's thread count:
+        # several threads per worker would fight over the cores the workers already share.
+        self.env = dict(os.environ if env is None else env)
+        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            self.env.setdefault(var, str(self.config.threads))
         self.metrics = Metrics(metrics_dir, worker=f"supervisor-{os.getpid()}")
         self.restarts = self.metrics.counter(
             "mlscale_worker_restarts_total", "Worker processes that died and were replaced."

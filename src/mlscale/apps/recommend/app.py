@@ -223,7 +223,9 @@ class RecommendApp(Application):
         """Serve a recommender version (``mlscale serve``): micro-batched, arrays memory-mapped."""
         from mlscale.apps.recommend.predictor import RecommendPredictor
 
-        return RecommendPredictor(from_artifact(model), model_ref=str(model.ref.model), version=model.manifest.version)
+        recommender = from_artifact(model)
+        recommender.threads = 1  # a server worker is one thread; the workers are the parallelism
+        return RecommendPredictor(recommender, model_ref=model.ref.model, version=model.manifest.version)
 
     # -- verbs ------------------------------------------------------------------------
 

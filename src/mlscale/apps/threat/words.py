@@ -21,20 +21,22 @@ tuple of these tokens (each an integer; the word is their mixed-radix code):
     ``ceil(log2(x + 1))`` of the flow's total bytes and packets (both directions), capped at 63.
 
 The ``spot`` scheme is exactly those (``-1_443_tcp_14_12_4``). The ``mlscale``
-scheme, the default, keeps them and adds what the log knows about the
-exchange, which Spot's unidirectional NetFlow words could not see:
+scheme, the default, differs in two tokens, both measured on the labelled
+captures (``docs/threat.md``):
 
-``dir``
-    whether this side opened the connection (``o``) or answered it (``r``);
-``reply``
-    ``n``: the responder sent nothing (unanswered probe), ``y``: it answered,
-    ``x``: it rejected or reset (Zeek ``REJ``/``RST*`` states, an ``R`` flag in nfdump/Argus TCP);
-``bytes``
-    the bytes *this side sent* instead of the total (``ceil(log2(x + 1))``);
+``service`` (instead of ``port``)
+    the lower of the two ports, whatever its value, unless it is dynamic
+    (>= 49152: both sides ephemeral, token ``eph``); ``0`` when both are 0. Spot's
+    ``333333`` folds every port above 1024 into one token, so a scan of random
+    high ports or a RAT on port 5888 looks like ordinary traffic; keeping the
+    registered ports (1025..49151) exposes them. The side owning the service
+    port is the server (``-1_`` prefix), as in Spot.
+``hour``
+    dropped by default (``hour_bins=1``): most captures span hours, not days,
+    and a 24-valued token multiplies the vocabulary for no gain there. Pass
+    ``hour_bins`` (a divisor of 24) to bring it back for networks with daily rhythms.
 
-and drops the hour (``hour_bins=1``) since one day's rhythm is too sparse a
-token for small networks: a parameter brings it back. Rendered:
-``o_443_tcp_y_12_4``.
+Rendered: ``-1_5888_tcp_7_2``.
 
 DNS words
 ---------
@@ -57,8 +59,8 @@ two labels, or three under a two-letter country code's ``co``/``com``/``ac``...
 >>> w = flow_words(flows, "spot")
 >>> describe_flow_words(w.src, "spot"), describe_flow_words(w.dst, "spot")
 (['443_tcp_14_13_4'], ['-1_443_tcp_14_13_4'])
->>> describe_flow_words(flow_words(flows).src, "mlscale")
-['o_443_tcp_y_11_3']
+>>> describe_flow_words(flow_words(flows).dst, "mlscale")
+['-1_443_tcp_13_4']
 """
 
 from __future__ import annotations
@@ -96,9 +98,7 @@ _SERVICE_ZERO, _SERVICE_EPHEMERAL, _SERVICE_BASE = 0, 1, 2
 #: Ports from here up are dynamic (IANA): never a service, always the client's.
 _EPHEMERAL = 49152
 _SIDE_SAME, _SIDE_SERVER, _SIDE_CLIENT = 0, 1, 2
-_REPLY_NONE, _REPLY_YES, _REPLY_RESET = 0, 1, 2
 _MAX_BIN = 63
-_RESET_STATES = ("REJ", "RSTO", "RSTR", "RSTOS0", "RSTRH", "SHR")
 I64 = npt.NDArray[np.int64]
 
 
@@ -112,23 +112,19 @@ class WordScheme:
 
     def radix(self, field: str) -> int:
         return {
-            "dir": 2,
             "port": _PORT_BASE + 1025,
             "service": _SERVICE_BASE + _EPHEMERAL,
             "side": 3,
             "proto": len(PROTOCOLS),
-            "reply": 3,
             "hour": self.hour_bins,
             "bytes": _MAX_BIN + 1,
-            "sent": _MAX_BIN + 1,
-            "recv": _MAX_BIN + 1,
             "packets": _MAX_BIN + 1,
         }[field]
 
 
 _SCHEMES = {
     "spot": WordScheme("spot", ("port", "side", "proto", "hour", "bytes", "packets")),
-    "mlscale": WordScheme("mlscale", ("dir", "port", "side", "proto", "reply", "hour", "sent", "packets"), 1),
+    "mlscale": WordScheme("mlscale", ("service", "side", "proto", "hour", "bytes", "packets"), 1),
 }
 
 
@@ -195,16 +191,36 @@ def _hours(ts: pa.Array | pa.ChunkedArray, bins: int) -> I64:
     return hour // (24 // bins)
 
 
-def _reply(table: pa.RecordBatch | pa.Table, dst_pkts: I64) -> I64:
-    state = pc.fill_null(_column(table, "state"), "")
-    reset = pc.or_(
-        pc.is_in(state, value_set=pa.array(_RESET_STATES)),
-        # nfdump (".A.R..") and Argus ("SR_SA") TCP flags: an R is a reset.
-        pc.and_(pc.match_substring(state, "R"), pc.equal(pc.fill_null(_column(table, "proto"), ""), "tcp")),
+def _spot_port(sp: I64, dp: I64) -> tuple[I64, I64, I64]:
+    """Spot's port token and each side's role (server owns the low port)."""
+    src_low, dst_low = sp <= 1024, dp <= 1024
+    port = np.where(
+        (sp == 0) & (dp == 0),
+        _PORT_ZERO,
+        np.where(
+            src_low & dst_low,
+            _PORT_LOW,
+            np.where(~src_low & ~dst_low, _PORT_HIGH, _PORT_BASE + np.where(src_low, sp, dp)),
+        ),
     )
-    is_reset = np.asarray(pc.fill_null(reset, False).to_numpy(zero_copy_only=False), dtype=bool)
-    out = np.where(dst_pkts > 0, _REPLY_YES, _REPLY_NONE)
-    return np.where(is_reset, _REPLY_RESET, out).astype(np.int64)
+    one_low = src_low ^ dst_low
+    side_src = np.where(one_low, np.where(src_low, _SIDE_SERVER, _SIDE_CLIENT), _SIDE_SAME)
+    side_dst = np.where(one_low, np.where(dst_low, _SIDE_SERVER, _SIDE_CLIENT), _SIDE_SAME)
+    return port, side_src, side_dst
+
+
+def _service_port(sp: I64, dp: I64) -> tuple[I64, I64, I64]:
+    """The service token (lower port unless dynamic) and each side's role."""
+    svc = np.minimum(sp, dp)
+    token = np.where(
+        (sp == 0) & (dp == 0),
+        _SERVICE_ZERO,
+        np.where(svc >= _EPHEMERAL, _SERVICE_EPHEMERAL, _SERVICE_BASE + svc),
+    )
+    same = (sp == dp) | (token < _SERVICE_BASE)
+    side_src = np.where(same, _SIDE_SAME, np.where(sp < dp, _SIDE_SERVER, _SIDE_CLIENT))
+    side_dst = np.where(same, _SIDE_SAME, np.where(dp < sp, _SIDE_SERVER, _SIDE_CLIENT))
+    return token, side_src, side_dst
 
 
 def flow_words(table: pa.RecordBatch | pa.Table, scheme: str | WordScheme = "mlscale") -> FlowWords:
@@ -212,65 +228,29 @@ def flow_words(table: pa.RecordBatch | pa.Table, scheme: str | WordScheme = "mls
     sch = scheme if isinstance(scheme, WordScheme) else get_scheme(scheme)
     sp = _np_int(_column(table, "src_port"))
     dp = _np_int(_column(table, "dst_port"))
-    src_low, dst_low = sp <= 1024, dp <= 1024
-    low_port = np.where(src_low, sp, dp)
-    port = np.where(
-        (sp == 0) & (dp == 0),
-        _PORT_ZERO,
-        np.where(src_low & dst_low, _PORT_LOW, np.where(~src_low & ~dst_low, _PORT_HIGH, _PORT_BASE + low_port)),
-    )
-    one_low = src_low ^ dst_low
-    side_src = np.where(one_low, np.where(src_low, _SIDE_SERVER, _SIDE_CLIENT), _SIDE_SAME)
-    side_dst = np.where(one_low, np.where(dst_low, _SIDE_SERVER, _SIDE_CLIENT), _SIDE_SAME)
-    n = len(sp)
-    if "service" in sch.fields:
-        # The lower port is the service (Spot's rule, without its 1024 cut): dynamic ports never are.
-        svc = np.minimum(sp, dp)
-        svc_src, svc_dst = sp <= dp, dp <= sp
-        svc_tok = np.where(
-            (sp == 0) & (dp == 0),
-            _SERVICE_ZERO,
-            np.where(svc >= _EPHEMERAL, _SERVICE_EPHEMERAL, _SERVICE_BASE + svc),
-        )
-        tie = svc_src & svc_dst
-        side_src = np.where(tie | (svc_tok < _SERVICE_BASE), _SIDE_SAME, np.where(svc_src, _SIDE_SERVER, _SIDE_CLIENT))
-        side_dst = np.where(tie | (svc_tok < _SERVICE_BASE), _SIDE_SAME, np.where(svc_dst, _SIDE_SERVER, _SIDE_CLIENT))
-    src_bytes = _np_int(_column(table, "src_bytes"))
-    dst_bytes = _np_int(_column(table, "dst_bytes"))
-    dst_pkts = _np_int(_column(table, "dst_pkts"))
-    packets = log2_bin(_np_int(_column(table, "src_pkts")) + dst_pkts)
-    shared: dict[str, I64] = {"port": port, "packets": packets}
-    if "service" in sch.fields:
-        shared["service"] = svc_tok
+    port_field = "service" if "service" in sch.fields else "port"
+    port, side_src, side_dst = (_service_port if port_field == "service" else _spot_port)(sp, dp)
+    shared: dict[str, I64] = {port_field: port}
     if "proto" in sch.fields:
         shared["proto"] = protocol_codes(_column(table, "proto"))
     if "hour" in sch.fields:
         shared["hour"] = _hours(_column(table, "ts"), sch.hour_bins)
     if "bytes" in sch.fields:
-        shared["bytes"] = log2_bin(src_bytes + dst_bytes)
-    if "reply" in sch.fields:
-        shared["reply"] = _reply(table, dst_pkts)
-    per_side = {
-        "src": {
-            "side": side_src,
-            "dir": np.ones(n, np.int64),
-            "sent": log2_bin(src_bytes),
-            "recv": log2_bin(dst_bytes),
-        },
-        "dst": {
-            "side": side_dst,
-            "dir": np.zeros(n, np.int64),
-            "sent": log2_bin(dst_bytes),
-            "recv": log2_bin(src_bytes),
-        },
-    }
-    codes = {}
-    for side, own in per_side.items():
-        code = np.zeros(n, dtype=np.int64)
-        for field in sch.fields:
-            code = code * sch.radix(field) + (own[field] if field in own else shared[field])
-        codes[side] = code
-    return FlowWords(src=codes["src"], dst=codes["dst"])
+        shared["bytes"] = log2_bin(_np_int(_column(table, "src_bytes")) + _np_int(_column(table, "dst_bytes")))
+    if "packets" in sch.fields:
+        shared["packets"] = log2_bin(_np_int(_column(table, "src_pkts")) + _np_int(_column(table, "dst_pkts")))
+    # Encode everything but the side once; the two sides differ only in that token.
+    n = len(sp)
+    base = np.zeros(n, dtype=np.int64)
+    after_side = 1
+    for field in sch.fields:
+        if field == "side":
+            after_side = 1
+            base = base * sch.radix("side")
+            continue
+        after_side *= sch.radix(field)
+        base = base * sch.radix(field) + shared[field]
+    return FlowWords(src=base + side_src * after_side, dst=base + side_dst * after_side)
 
 
 def _decode(codes: Sequence[int] | I64, radices: Sequence[int]) -> I64:
@@ -289,18 +269,18 @@ def describe_flow_words(codes: Sequence[int] | I64, scheme: str | WordScheme = "
     out: list[str] = []
     for row in parts.tolist():
         tok = dict(zip(sch.fields, row, strict=True))
-        p = tok["port"]
+        p = tok.get("port", 0)
         port = "0" if p == _PORT_ZERO else "111111" if p == _PORT_LOW else "333333" if p == _PORT_HIGH else str(p - 3)
+        v = tok.get("service", 0)
+        service = "0" if v == _SERVICE_ZERO else "eph" if v == _SERVICE_EPHEMERAL else str(v - _SERVICE_BASE)
         words: list[str] = []
         for field in sch.fields:
-            if field == "dir":
-                words.append("o" if tok["dir"] else "r")
-            elif field == "port":
+            if field == "port":
                 words.append(port)
+            elif field == "service":
+                words.append(service)
             elif field == "proto":
                 words.append(PROTOCOLS[tok["proto"]])
-            elif field == "reply":
-                words.append("nyx"[tok["reply"]])
             elif field == "hour":
                 if sch.hour_bins > 1:
                     words.append(str(tok["hour"] * (24 // sch.hour_bins)))
