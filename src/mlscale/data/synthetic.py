@@ -15,17 +15,23 @@ O(chunk) for the rows; it does not grow with ``rows``.
 
 The log has structure a recommender can learn (so it beats a popularity
 baseline): items belong to one of ``genres`` latent genres and each user
-prefers a few neighbouring genres; a fraction ``focus`` of a user's
-interactions come from those genres, the rest from the whole catalogue, and
-within either the item is drawn by popularity. Heavy users prefer more
-genres, as omnivores do. Ratings follow the fitted distribution exactly and
-carry an item effect and a user effect.
+prefers a few neighbouring genres; a share ``focus`` of a user's
+interactions come from those genres, the rest from the other genres, and
+within either the items are drawn by popularity, without repeats (stratified
+sampling of the popularity curve). Heavy users prefer more genres, as
+omnivores do. A pilot run corrects the popularity weights so that the
+realised item popularity, after that saturation, has the fitted curve.
+Ratings follow the fitted distribution and carry an item effect and a user
+effect; timestamps fall in each user's active window.
 
-Layout: rows are grouped by user in ascending user id, like the MovieLens
-``ratings`` files; within a user the order carries no meaning (timestamps are
-not sorted). Ids start at 1. A user has no repeated item unless the user has
-more interactions than the catalogue can supply (then repeats are unavoidable
-and kept, so the row count stays exact).
+Layout, like the MovieLens ``ratings`` files: rows are grouped by user in
+ascending user id, and each user's rows are in time order. Ids start at 1.
+A user never has the same item twice unless they have more interactions than
+the catalogue can supply (then repeats are kept, so the row count is exact).
+
+Determinism: the rows depend only on the profile, ``rows``, ``seed``,
+``users``, ``items``, ``genres`` and ``focus`` (and the mlscale version),
+not on ``chunk_rows``: random streams belong to fixed blocks of users.
 
 >>> profile = default_profile()
 >>> batches = list(generate(profile, 1000, seed=7, chunk_rows=400))
@@ -83,8 +89,8 @@ _ITEM_EXPONENT = 0.6
 _BLOCK_ROWS = 1 << 17
 #: Resolution of the inverse popularity CDF table.
 _TABLE_CELLS = 1 << 16
-#: A user prefers enough genres that their focused draws cover at most this
-#: share of those genres' items (keeps repeats rare for heavy users).
+#: A user prefers enough genres that their focused rows take at most this
+#: share of those genres' items (heavy users like more genres).
 _GENRE_SATURATION = 0.25
 #: A prime above any user's row count: scrambles rows into time order.
 _TIME_PRIME = 2_147_483_647
@@ -709,18 +715,17 @@ def generate(
     items: int | None = None,
     chunk_rows: int = 1_000_000,
     genres: int = 16,
-    focus: float = 0.8,
+    focus: float = 0.6,
 ) -> Iterator[pa.RecordBatch]:
     """Stream a synthetic log of exactly ``rows`` rows shaped like ``profile``.
 
     ``profile`` None means :func:`default_profile`. ``users`` and ``items``
     default to :func:`default_sizes`. Batches have :data:`SCHEMA` and exactly
-    ``chunk_rows`` rows, except the last. The output depends only on
-    ``(profile, rows, seed, users, items, genres, focus)``: the same seed gives
-    the same rows whatever ``chunk_rows`` is. ``genres`` latent genres and
-    ``focus`` (the share of a user's interactions drawn from their preferred
-    genres) set how much structure there is to learn; ``focus=0`` gives a pure
-    popularity log.
+    ``chunk_rows`` rows, except the last. The same arguments give the same
+    rows whatever ``chunk_rows`` is. ``genres`` (latent genres) and ``focus``
+    (the share of a user's interactions from their preferred genres; the rest
+    come from the other genres) set how much there is to learn beyond
+    popularity; ``focus=0`` gives a pure popularity log.
 
     Memory is O(users + items) for the per-user and per-item tables and
     O(chunk_rows + 131072) for the rows (about 200 bytes a row for 131072 rows at a

@@ -149,7 +149,7 @@ def _recall_at_10(table: pa.Table) -> tuple[float, float]:
 
 def test_latent_genres_are_learnable(synthetic_100k: pa.Table) -> None:
     pop, knn = _recall_at_10(synthetic_100k)
-    assert knn > 1.5 * pop
+    assert knn > 1.3 * pop
     # Without taste there is nothing beyond popularity to learn.
     pop0, knn0 = _recall_at_10(_table(default_profile(), 100_000, seed=11, focus=0.0))
     assert knn0 < 1.1 * pop0

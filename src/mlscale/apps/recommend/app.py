@@ -17,7 +17,7 @@ from mlscale._cli.ingest import add_reader_args, reader_options
 from mlscale.apps.base import Application
 from mlscale.apps.recommend._artifact import APP, from_artifact, publish_model
 from mlscale.apps.recommend.evaluate import SplitMethod, evaluate_recommender
-from mlscale.apps.recommend.model import ImplicitRecommender, Recommendations
+from mlscale.apps.recommend.model import DEFAULT_REGULARIZATION, ImplicitRecommender, Recommendations
 from mlscale.apps.recommend.precompute import precompute
 from mlscale.apps.recommend.update import update_model
 from mlscale.data.ingest import DEFAULT_MEMORY_BUDGET, ingest_matrix, parse_size
@@ -45,7 +45,7 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
         "--regularization",
         type=float,
         default=None,
-        help=f"L2 regularisation (default: {_DEFAULTS.regularization} local, 0.05 on Spark, which scales "
+        help="L2 regularisation (default: ALS 1.0, BPR 0.01; 0.05 on Spark, which scales "
         "it by "
         "each row's interaction count)",
     )
@@ -88,7 +88,7 @@ def _regularization(args: argparse.Namespace) -> float:
         from mlscale.apps.recommend.train_spark import SPARK_DEFAULT_REGULARIZATION
 
         return SPARK_DEFAULT_REGULARIZATION
-    return _DEFAULTS.regularization
+    return DEFAULT_REGULARIZATION[args.model_kind]
 
 
 def _params(args: argparse.Namespace, threads: int) -> ImplicitRecommender:

@@ -40,9 +40,11 @@ from threadpoolctl import threadpool_limits
 from mlscale.data.matrix import InteractionMatrix, _lookup
 from mlscale.errors import ValidationError
 
-__all__ = ["MAX_K", "ImplicitRecommender", "Recommendations"]
+__all__ = ["DEFAULT_REGULARIZATION", "MAX_K", "ImplicitRecommender", "Recommendations"]
 
 MAX_K = 10_000
+#: Defaults measured on MovieLens-100k and Last.fm (see the README's quality table).
+DEFAULT_REGULARIZATION: dict[str, float] = {"als": 1.0, "bpr": 0.01}
 ModelKind = Literal["als", "bpr"]
 Weighting = Literal["bm25", "tfidf", "none"]
 
@@ -73,7 +75,7 @@ def _check_params(p: ImplicitRecommender) -> None:
         ("model", p.model in ("als", "bpr"), "'als' or 'bpr'"),
         ("factors", isinstance(p.factors, int) and 1 <= p.factors <= 4096, "an integer in 1..4096"),
         ("iterations", isinstance(p.iterations, int) and 1 <= p.iterations <= 100_000, "an integer >= 1"),
-        ("regularization", p.regularization >= 0, "a number >= 0"),
+        ("regularization", p.regularization is None or p.regularization >= 0, "a number >= 0"),
         ("alpha", p.alpha > 0, "a number > 0"),
         ("learning_rate", p.learning_rate > 0, "a number > 0"),
         ("weighting", p.weighting in ("bm25", "tfidf", "none"), "'bm25', 'tfidf' or 'none'"),
@@ -107,7 +109,7 @@ class ImplicitRecommender:
         self,
         model: ModelKind = "als",
         factors: int = 64,
-        regularization: float = 1.0,
+        regularization: float | None = None,
         alpha: float = 1.0,
         iterations: int = 15,
         learning_rate: float = 0.05,
@@ -163,7 +165,7 @@ class ImplicitRecommender:
 
             return AlternatingLeastSquares(
                 factors=self.factors,
-                regularization=self.regularization,
+                regularization=self.regularization_,
                 alpha=self.alpha,
                 iterations=self.iterations,
                 num_threads=self.threads,
@@ -174,7 +176,7 @@ class ImplicitRecommender:
         return BayesianPersonalizedRanking(
             factors=self.factors,
             learning_rate=self.learning_rate,
-            regularization=self.regularization,
+            regularization=self.regularization_,
             iterations=self.iterations,
             num_threads=self.threads,
             random_state=self.seed,
@@ -227,6 +229,13 @@ class ImplicitRecommender:
         self._user_sorter = np.argsort(user_ids, kind="stable")
         self._item_sorter = np.argsort(item_ids, kind="stable")
         self._gram: npt.NDArray[np.float32] | None = None
+
+    @property
+    def regularization_(self) -> float:
+        """The regularisation in effect: the parameter, else the model's measured default."""
+        if self.regularization is not None:
+            return float(self.regularization)
+        return DEFAULT_REGULARIZATION[self.model]
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "item_factors_"):
@@ -290,7 +299,7 @@ class ImplicitRecommender:
             item_rows,
             self.item_factors_,
             self._gram_matrix(),
-            self.regularization,
+            self.regularization_,
             self.alpha * self.fold_in_weight_,
             bpr=self.model == "bpr",
         )

@@ -160,7 +160,7 @@ def fit_spark(
             als = ALS(
                 rank=model.factors,
                 maxIter=model.iterations,
-                regParam=model.regularization,
+                regParam=model.regularization_,
                 alpha=model.alpha,
                 implicitPrefs=True,
                 userCol="uidx",

@@ -83,7 +83,7 @@ def update_model(model: ImplicitRecommender, new: pa.Table) -> ImplicitRecommend
             [p[0] for p in pairs],
             known,
             gram,
-            model.regularization,
+            model.regularization_,
             conf,
             weights=[p[1] for p in pairs],
             bpr=bpr,
@@ -96,7 +96,7 @@ def update_model(model: ImplicitRecommender, new: pa.Table) -> ImplicitRecommend
         gram_u = uf.T @ uf
         pairs = [rows_of(by_item, int(c)) for c in new_items]
         itf[new_items] = solve_rows(
-            [p[0] for p in pairs], uf, gram_u, model.regularization, conf, weights=[p[1] for p in pairs]
+            [p[0] for p in pairs], uf, gram_u, model.regularization_, conf, weights=[p[1] for p in pairs]
         )
         if bpr:
             itf[new_items, -1] = 0.0  # no bias evidence for a new item

@@ -141,7 +141,7 @@ def detect_format(path: Path) -> SourceFile:
     first = text.splitlines()[0] if text else ""
     if not first:
         raise DataFormatError("empty file", path=str(path))
-    if first.startswith("#"):
+    if first.startswith(("#separator", "#fields", "#set_separator", "#path")):
         fields: list[str] = []
         log_path = ""
         for line in text.splitlines():

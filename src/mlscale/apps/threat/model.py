@@ -72,6 +72,7 @@ F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 _SCORE_CHUNK = 1 << 16
+_DICT_LOOKUP_MAX = 4096
 #: Gives each record of a batch its training weight (None: all 1).
 Reweight = Callable[[pa.RecordBatch | pa.Table], "npt.NDArray[np.float64] | None"]
 
@@ -278,6 +279,7 @@ class ThreatDetector:
         ip_words: F64,
         word_counts: F64,
     ) -> None:
+        self._ip_dict: dict[str, int] | None = None
         order = np.argsort(vocab, kind="stable")
         self.vocab_ = np.ascontiguousarray(np.asarray(vocab, np.int64)[order])
         # Word-major (V x K) so that scoring gathers one contiguous row per word.
@@ -308,6 +310,19 @@ class ThreatDetector:
         return int(self.vocab_.size)
 
     # -- scoring -----------------------------------------------------------------------------
+
+    def index_ips(self) -> None:
+        """Build a dictionary of the model's IPs, so that small batches (serving) skip Arrow's
+        per-call hash table of every known IP."""
+        self._ip_dict = {ip: i for i, ip in enumerate(self.ips_.to_pylist())}
+
+    def ip_index(self, ips: pa.Array) -> I64:
+        """Row of each IP in the model (-1 when unseen)."""
+        self._check_fitted()
+        table = self._ip_dict
+        if table is not None and len(ips) <= _DICT_LOOKUP_MAX:
+            return np.fromiter((table.get(ip, -1) for ip in ips.to_pylist()), np.int64, len(ips))
+        return lookup_ips(self.ips_, ips)
 
     def word_index(self, codes: I64) -> I64:
         """Column of each word code in the vocabulary (-1 when unseen)."""
@@ -348,12 +363,12 @@ class ThreatDetector:
         """Score every record of a batch (flow or DNS schema, as the model's ``kind``)."""
         self._check_fitted()
         src, src_w, dst, dst_w = self.sides(batch)
-        src_i = lookup_ips(self.ips_, src)
+        src_i = self.ip_index(src)
         src_p = self.side_prob(src_i, self.word_index(src_w))
         if self.kind == "dns":
             dst_i, dst_p = src_i, src_p
         else:
-            dst_i = lookup_ips(self.ips_, dst)
+            dst_i = self.ip_index(dst)
             dst_p = self.side_prob(dst_i, self.word_index(dst_w))
         if self.scorer == "spot":
             score = np.minimum(src_p, dst_p)
