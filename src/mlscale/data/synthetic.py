@@ -43,6 +43,7 @@ not on ``chunk_rows``: random streams belong to fixed blocks of users.
 
 from __future__ import annotations
 
+import gzip as _gzip
 import json
 import math
 import os
@@ -450,14 +451,14 @@ def _plan(
     bounds = np.unique(np.concatenate([[0], np.minimum(cuts, n_users), [n_users]]))
     # Popularity rank r sits in bracket r // k and genre r % k: every genre
     # gets one item of each popularity level, so genres are equally popular
-    # and drawing (bracket, genre) keeps the fitted popularity curve.
+    # and drawing (bracket, genre) keeps the fitted popularity curve. The
+    # n_items % k least popular items (a partial bracket) are never drawn.
     k = min(genres, n_items)
-    n_brackets = -(-n_items // k)
-    weights = np.zeros(n_brackets * k)
-    weights[:n_items] = _profile.popularity_weights(
+    n_brackets = n_items // k
+    weights = _profile.popularity_weights(
         n_items, np.asarray(profile.popularity_ranks), np.asarray(profile.popularity_shares)
     )
-    target = weights.reshape(n_brackets, k).sum(axis=1)
+    target = weights[: n_brackets * k].reshape(n_brackets, k).sum(axis=1)
     item_ids = rng.permutation(n_items).astype(np.int64) + 1
     item_cell = rng.integers(0, _RATING_CELLS, n_items, dtype=np.uint16)
     # Rating of each of _RATING_CELLS equal slices of [0, 1): a lookup replaces a search.
@@ -616,7 +617,13 @@ def _ranks(plan: _Plan, us: _Users) -> tuple[I64, I64]:
     np.maximum.accumulate(slot, out=slot)
     slot -= run_id
     slot += j
-    np.minimum(slot, width * plan.n_brackets - 1, out=slot)
+    # Leave room for the run's remaining rows: s'[j] <= slots - run + j keeps
+    # the slots distinct and in range whenever the run fits in the catalogue.
+    slots = width * plan.n_brackets
+    room = slots - run
+    room += j
+    np.minimum(slot, room, out=slot)
+    np.clip(slot, 0, slots - 1, out=slot)
     bracket = ((slot + 0.5) / width).astype(np.int64)
     genre = slot - bracket * width
     genre += np.repeat(us.first_genre, counts)
@@ -624,7 +631,6 @@ def _ranks(plan: _Plan, us: _Users) -> tuple[I64, I64]:
     genre %= k
     bracket *= k
     bracket += genre
-    np.subtract(bracket, k, out=bracket, where=bracket >= plan.n_items)
     return bracket, local
 
 
@@ -829,28 +835,36 @@ def write_csv(
     sep: str = ",",
     header: bool = True,
     gzip: bool = False,
+    compresslevel: int = 1,
     overwrite: bool = False,
     progress: bool = False,
     total: int | None = None,
 ) -> Path:
     """Stream batches into one delimited text file (gzip-compressed if ``gzip``).
 
-    The header line is the column names. The file is written next to ``path``
-    under a temporary name and renamed when complete. An existing ``path`` is
-    refused unless ``overwrite``. Returns ``path``.
+    The header line is the column names. Compression defaults to gzip level 1:
+    several times faster than the usual 6 for a file about 15% larger. The
+    file is written next to ``path`` under a temporary name and renamed when
+    complete. An existing ``path`` is refused unless ``overwrite``. Returns
+    ``path``.
     """
     if len(sep) != 1 or sep in '"\r\n':
         raise ValidationError(f"expected one character other than a quote or newline, got {sep!r}", field="sep")
+    if not 0 <= compresslevel <= 9:
+        raise ValidationError(f"expected 0..9, got {compresslevel!r}", field="compresslevel")
     out = Path(path)
     if out.exists() and not overwrite:
         raise ValidationError(f"{out} already exists", field="path", hint="remove it or pass overwrite=True")
     if not out.parent.is_dir():
         raise ValidationError(f"folder {out.parent} does not exist", field="path")
     tmp = _temp_sibling(out)
-    options = pacsv.WriteOptions(include_header=header, delimiter=sep, quoting_style="needed", quoting_header="none")
+    options = pacsv.WriteOptions(
+        include_header=header, batch_size=1 << 16, delimiter=sep, quoting_style="needed", quoting_header="none"
+    )
     try:
-        with pa.OSFile(str(tmp), "wb") as raw:
-            sink: pa.NativeFile = pa.CompressedOutputStream(raw, "gzip") if gzip else raw
+        # Python's gzip rather than Arrow's gzip stream, which measured 3x slower at
+        # the same level (pyarrow 26).
+        with _gzip.open(tmp, "wb", compresslevel=compresslevel) if gzip else tmp.open("wb") as sink:
             writer: pacsv.CSVWriter | None = None
             with _progress(progress, total) as bar:
                 for batch in batches:
@@ -861,8 +875,6 @@ def write_csv(
             if writer is None:
                 writer = pacsv.CSVWriter(sink, SCHEMA, write_options=options)
             writer.close()
-            if gzip:
-                sink.close()
         tmp.replace(out)
     except BaseException:
         tmp.unlink(missing_ok=True)

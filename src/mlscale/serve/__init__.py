@@ -83,6 +83,11 @@ def resolve_models(store: Store, specs: Sequence[str]) -> tuple[tuple[str, str],
         for app, model in dict.fromkeys((m.app, m.name) for m in store.list()):
             alias = "production" if "production" in store.aliases(app, model) else "latest"
             pairs.append((model, f"{app}/{model}" + ("" if alias == "latest" else f"@{alias}")))
+        if not pairs:
+            raise ConfigError(
+                f"no model to serve: the registry {getattr(store, 'root', '')} is empty",
+                hint="train one (mlscale train recommend --data ... --name NAME) or pass --registry",
+            )
     for _, ref in pairs:
         _check_servable(store.resolve(ref).app)
     return tuple(pairs)

@@ -95,8 +95,21 @@ async def _serve(config: ServeConfig, app: ServingApp, sock: socket.socket, stat
     return 0
 
 
+def _raise_open_files_limit() -> None:
+    """Allow as many connections as the system lets this user have (the default soft limit is often 1024)."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY or hard > soft:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else 1 << 20, hard))
+    except (ImportError, ValueError, OSError):  # pragma: no cover - not on this platform or not allowed
+        pass
+
+
 def run_worker(config: ServeConfig, sock: socket.socket, status_fd: int | None = None) -> int:
     """Serve until SIGTERM; returns the exit status."""
+    _raise_open_files_limit()
     # One BLAS thread per worker: the workers are the parallelism, and more would oversubscribe the cores.
     threadpool_limits(config.threads)
     store = open_store(config.registry)

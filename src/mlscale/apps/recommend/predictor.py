@@ -166,6 +166,12 @@ class RecommendPredictor(Predictor):
         self._indptr = np.asarray(model.seen_.indptr)
         self._indices = np.asarray(model.seen_.indices)
         self._item_ids = np.asarray(model.item_ids_)
+        self._user_ids = np.asarray(model.user_ids_)
+        # Registry ids are usually stored sorted: then no sorter is needed to look users up.
+        ids = self._user_ids
+        self._user_sorter: npt.NDArray[np.intp] | None = (
+            None if ids.size < 2 or bool(np.all(ids[1:] > ids[:-1])) else np.asarray(model._user_sorter)
+        )
         self._anonymous = self._unused_user_id()
 
     def _unused_user_id(self) -> Any:
@@ -312,9 +318,19 @@ class RecommendPredictor(Predictor):
         return result
 
     def _user_rows(self, users: list[Id]) -> npt.NDArray[np.int64]:
-        if self._int_users and all(type(u) is int for u in users):
-            return self.model.user_index(np.array(users, dtype=np.int64))
-        return self.model.user_index(users)
+        """Row of each user (-1: unknown); integer ids take a lean path, the rest the model's own lookup."""
+        ids = self._user_ids
+        if not (self._int_users and ids.size and all(type(u) is int for u in users)):
+            return self.model.user_index(users)
+        try:
+            wanted = np.array(users, dtype=np.int64)
+        except OverflowError:
+            return self.model.user_index(users)
+        pos = np.searchsorted(ids, wanted, sorter=self._user_sorter)
+        np.minimum(pos, ids.size - 1, out=pos)
+        if self._user_sorter is not None:
+            pos = self._user_sorter[pos]
+        return np.where(ids[pos] == wanted, pos, -1).astype(np.int64, copy=False)
 
     def _recommend_group(
         self,
@@ -327,6 +343,10 @@ class RecommendPredictor(Predictor):
         users: list[Id] = [u for r in reqs for u in r.users]
         rows = self._user_rows(users)
         n = rows.size
+        if n and rows.min() >= 0:  # the common case: every user is known
+            ids, scores = self._score(rows, k, exclude_seen, include, exclude)
+            self._answer(users, ["model"] * n, ids, scores, reqs, slots, out)
+            return
         ids = np.full((n, k), -1, dtype=np.int64)
         scores = np.full((n, k), -np.inf, dtype=np.float32)
         strategy = ["model"] * n
@@ -349,7 +369,22 @@ class RecommendPredictor(Predictor):
             scores[cold] = recs.scores
             for j, s in zip(cold.tolist(), recs.strategy.tolist(), strict=True):
                 strategy[j] = s
+        self._answer(users, strategy, ids, scores, reqs, slots, out)
+
+    def _answer(
+        self,
+        users: list[Id],
+        strategy: list[str],
+        ids: npt.NDArray[np.int64],
+        scores: npt.NDArray[np.float32],
+        reqs: list[RecommendRequest],
+        slots: list[int],
+        out: list[RecommendResponse | MlscaleError | None],
+    ) -> None:
         results = self._rows(users, strategy, ids, scores)
+        if len(reqs) == 1:
+            out[slots[0]] = RecommendResponse(self.model_ref, self.version, results)
+            return
         start = 0
         for slot, req in zip(slots, reqs, strict=True):
             stop = start + len(req.users)
@@ -448,8 +483,11 @@ class RecommendPredictor(Predictor):
         scores: npt.NDArray[np.float32],
     ) -> list[UserRecommendations]:
         valid = ids >= 0
+        rounded = scores.astype(np.float64).round(6).tolist()
+        if valid.all():
+            items = self._item_ids[ids].tolist()
+            return [UserRecommendations(*row) for row in zip(keys, strategy, items, rounded, strict=True)]
         items = self._item_ids[np.where(valid, ids, 0)].tolist()
-        rounded = np.round(scores.astype(np.float64), 6).tolist()
         partial = cast(list[bool], (~valid.all(axis=1)).tolist())
         out = []
         for key, strat, row_i, row_s, cut, ok in zip(

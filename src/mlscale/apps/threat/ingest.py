@@ -42,6 +42,7 @@ which the shared reader loads whole.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
@@ -200,7 +201,7 @@ def list_sources(spec: Path, kind: Kind | None = None) -> list[SourceFile]:
         raise DataError(f"{spec}: no such file or folder")
     if not found:
         raise DataError(
-            f"{spec}: no {kind or 'flow or DNS'} logs found",
+            f"{spec}: no {({'flows': 'flow', 'dns': 'DNS'}[kind] if kind else 'flow or DNS')} logs found",
             hint="expected Zeek conn/dns logs, nfdump CSV or nfcapd files, Argus binetflow, tshark CSV "
             "or Parquet from `mlscale threat ingest`",
         )
@@ -224,7 +225,7 @@ def _check_ips(values: pa.Array, lines: np.ndarray, where: str, column: str, *, 
     if i is not None:
         value = values[i].as_py()
         raise DataFormatError(
-            f"column {column!r}: {'missing address' if value is None else f'not an IP address: {value!r}'}",
+            f"{column}: {'missing' if value is None else f'not an IP address: {value!r}'}",
             path=where,
             line=int(lines[i]) or None,
             hint="expected IPv4 (10.0.0.1) or IPv6 (fe80::1) text",
@@ -239,7 +240,7 @@ def _check_range(
     if i is not None:
         expected = f">= {low}" if high is None else f"in {low}..{high}"
         raise DataFormatError(
-            f"column {column!r}: expected a number {expected}, found {values[i].as_py()}",
+            f"{column}: expected a number {expected}, found {values[i].as_py()}",
             path=where,
             line=int(lines[i]) or None,
         )
@@ -254,6 +255,31 @@ def _missing(names: list[str], required: tuple[str, ...], where: str, what: str,
             line=line,
             hint=f"expected the columns {', '.join(required)}; found {', '.join(names[:20])}",
         )
+
+
+_CONVERSION = re.compile(r"column #(\d+): CSV conversion error to (\w+): invalid value '(.*)'$", re.S)
+
+
+def _csv_error(message: str, names: list[str], source: Path | None) -> tuple[str, int | None]:
+    """A readable reason for an Arrow CSV error, and its line when the file can be searched."""
+    message = message.replace("CSV parse error: ", "").strip()
+    m = _CONVERSION.search(message)
+    if not m:
+        return message, None
+    index, target, value = int(m.group(1)), m.group(2), m.group(3)
+    name = names[index] if index < len(names) else f"#{index}"
+    reason = f"column {name!r}: expected {target}, found {value!r}"
+    if source is None:
+        return reason, None
+    # Only reached on a failure: find the line by scanning the text once.
+    with open_binary(source) as stream:
+        for number, raw in enumerate(stream, start=1):
+            if number == 1:
+                continue
+            fields = raw.decode("utf-8", "replace").rstrip("\r\n").split(",")
+            if index < len(fields) and fields[index].strip('"') == value:
+                return reason, number
+    return reason, None
 
 
 # -- column helpers ---------------------------------------------------------------------------
@@ -439,7 +465,9 @@ def _iter_zeek_conn(path: Path, batch_rows: int) -> Iterator[pa.RecordBatch]:
 _NFDUMP_REQUIRED = ("ts", "td", "sa", "da", "sp", "dp", "pr", "ipkt", "ibyt")
 
 
-def _nfdump_batches(stream: IO[bytes], where: str, batch_rows: int) -> Iterator[pa.RecordBatch]:
+def _nfdump_batches(
+    stream: IO[bytes], where: str, batch_rows: int, source: Path | None = None
+) -> Iterator[pa.RecordBatch]:
     header = stream.readline().decode("utf-8", "replace").strip()
     names = header.split(",")
     if names[:2] != ["ts", "te"]:
@@ -491,10 +519,9 @@ def _nfdump_batches(stream: IO[bytes], where: str, batch_rows: int) -> Iterator[
                     detailed_label=None,
                 )
     except pa.ArrowInvalid as err:
+        reason, line = _csv_error(str(err), names, source)
         raise DataFormatError(
-            str(err).replace("CSV parse error: ", "").replace("In CSV column", "column"),
-            path=where,
-            hint="expected nfdump CSV rows (`nfdump -o csv`) up to the 'Summary' trailer",
+            reason, path=where, line=line, hint="expected nfdump CSV rows (`nfdump -o csv`) up to the 'Summary' trailer"
         ) from None
 
 
@@ -503,7 +530,7 @@ _NFDUMP_COLUMNS = frozenset({"ts", "td", "sa", "da", "sp", "dp", "pr", "flg", "i
 
 def _iter_nfdump_csv(path: Path, batch_rows: int) -> Iterator[pa.RecordBatch]:
     with open_binary(path) as stream:
-        yield from _nfdump_batches(stream, str(path), batch_rows)
+        yield from _nfdump_batches(stream, str(path), batch_rows, path)
 
 
 def _iter_nfcapd(path: Path, batch_rows: int, nfdump: str = "nfdump") -> Iterator[pa.RecordBatch]:
@@ -690,10 +717,9 @@ def _iter_tshark(path: Path, batch_rows: int) -> Iterator[pa.RecordBatch]:
                     done += b.num_rows
                     yield _tshark_batch(b, lines, where)
     except pa.ArrowInvalid as err:
+        reason, line = _csv_error(str(err), names, path)
         raise DataFormatError(
-            str(err).replace("CSV parse error: ", "").replace("In CSV column", "column"),
-            path=where,
-            hint="expected `tshark -T fields -E header=y -E separator=,` output",
+            reason, path=where, line=line, hint="expected `tshark -T fields -E header=y -E separator=,` output"
         ) from None
 
 
