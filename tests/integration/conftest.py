@@ -90,7 +90,7 @@ def known_server(delay: float = 0.0, stall_every: float = 0.0, stall_for: float 
 
 
 @pytest.fixture
-def server() -> Callable[..., AbstractContextManager[str]]:
+def fake_server() -> Callable[..., AbstractContextManager[str]]:
     """``with server(delay=..., stall_every=..., stall_for=...) as url:`` (see :func:`known_server`)."""
     return known_server
 
@@ -112,3 +112,9 @@ def server_median_delay_ms(url: str) -> float:
 def server_delay() -> Callable[[str], float]:
     """``server_delay(url)``: the known server's own median delay (ms) since the last call."""
     return server_median_delay_ms
+
+
+@pytest.fixture(scope="module")
+def unused_port_factory() -> Callable[[], int]:
+    """A function returning a free loopback port (for module-scoped servers)."""
+    return free_port

@@ -14,12 +14,12 @@ from mlscale.loadtest import PlainScenario, Slo, StepSpec, run_loadtest
 pytestmark = pytest.mark.slow
 
 
-def test_known_delay_is_reported_within_a_millisecond(server: Any, server_delay: Any) -> None:
+def test_known_delay_is_reported_within_a_millisecond(fake_server: Any, server_delay: Any) -> None:
     # The server sleeps 20 ms and records what each request really took (a little more on a busy
     # machine); the tool, timing from each request's intended send time, must report that within 1 ms
     # at p50. Best of three runs, so a burst of other work on this shared machine is not counted.
     gaps = []
-    with server(delay=0.020) as url:
+    with fake_server(delay=0.020) as url:
         for _ in range(3):
             server_delay(url)  # reset the server's own record
             report = run_loadtest(
@@ -40,10 +40,10 @@ def test_known_delay_is_reported_within_a_millisecond(server: Any, server_delay:
     assert 0 <= min(gaps) <= 1.0, gaps
 
 
-def test_open_loop_shows_a_stall_that_closed_loop_hides(server: Any) -> None:
+def test_open_loop_shows_a_stall_that_closed_loop_hides(fake_server: Any) -> None:
     # the server freezes for 1 s in every 2.5 s
     spec = StepSpec(rate=200, duration=5, warmup=0.2, arrival="constant", timeout=3)
-    with server(delay=0.001, stall_every=2.5, stall_for=1.0) as url:
+    with fake_server(delay=0.001, stall_every=2.5, stall_for=1.0) as url:
         open_loop = run_loadtest(url, PlainScenario(), spec, Slo(), processes=1).steps[0][0]
         closed = run_loadtest(
             url,
@@ -59,8 +59,10 @@ def test_open_loop_shows_a_stall_that_closed_loop_hides(server: Any) -> None:
     assert closed.percentile_ms(99.99) > 500  # the stall is there, just hidden below the tail
 
 
-def test_cli_report_json_html_and_exit_status(server: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    with server(delay=0.010) as url:
+def test_cli_report_json_html_and_exit_status(
+    fake_server: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with fake_server(delay=0.010) as url:
         ok = main(
             [
                 "loadtest",
@@ -107,8 +109,8 @@ def test_cli_report_json_html_and_exit_status(server: Any, tmp_path: Path, capsy
     assert "p99 <= 2 ms" in capsys.readouterr().out
 
 
-def test_knee_search_and_capacity_plan(server: Any) -> None:
-    with server(delay=0.002) as url:
+def test_knee_search_and_capacity_plan(fake_server: Any) -> None:
+    with fake_server(delay=0.002) as url:
         report = run_loadtest(
             url,
             PlainScenario(),

@@ -506,13 +506,14 @@ def _inverse_cdf(weights: F64) -> tuple[F64, F64]:
 
 
 def _calibrate(plan: _Plan, target: F64) -> _Plan:
-    """Correct the sampling weights so that the log, after repeats are redrawn, has the fitted curve.
+    """Correct the sampling weights so that the realised popularity has the fitted curve.
 
-    A user cannot pick an item twice, so the most popular items saturate and
+    A user takes an item at most once, so the most popular items saturate and
     drawing by the fitted shares alone under-produces the head (most at small
     scale, where users see a large part of the catalogue). A pilot run of the
-    first blocks measures the realised popularity per band of ranks and scales
-    the weights by target / realised; two rounds suffice.
+    first blocks (the same random streams as the real run) measures the
+    realised popularity per band of ranks and scales the weights by
+    target / realised; two rounds suffice.
     """
     n_br = plan.n_brackets
     pilot = int(np.searchsorted(plan.row_starts[plan.bounds[1:]], _PILOT_ROWS)) + 1
@@ -561,9 +562,12 @@ def _users(plan: _Plan, index: int) -> _Users:
         n_genres = np.clip(np.ceil(plan.focus * counts / plan.per_genre), 1, k).astype(np.int64)
     else:
         n_genres = np.zeros(counts.size, dtype=np.int64)
-    # Users who like every genre have no "other" genres to draw from.
+    # Each run must fit its genres: a user who likes all but one genre cannot
+    # take hundreds of items from that one, and one who likes all has no other.
     focused = np.floor(plan.focus * counts + rng.random(counts.size)).astype(np.int64)
-    focused = np.where(n_genres == k, counts, np.minimum(focused, counts))
+    focused = np.maximum(focused, counts - (k - n_genres) * plan.n_brackets)
+    focused = np.minimum(focused, np.minimum(counts, n_genres * plan.n_brackets))
+    focused = np.where(n_genres == k, counts, focused)
     return _Users(
         rng=rng,
         first=u0,
@@ -652,12 +656,15 @@ def _block(plan: _Plan, index: int) -> tuple[I64, I64, npt.NDArray[np.float32], 
     shift = np.floor(rng.random(nb) * counts).astype(np.int64)
 
     # Put each user's rows in time order: row j of a user with c rows is the
-    # (j * P + shift) mod c -th in time, P a prime larger than any c, which
-    # scrambles the popularity order of the runs at the cost of one scatter.
+    # (j * P + shift) mod c -th in time, P a prime above c (so a permutation),
+    # which scrambles the popularity order of the runs at the cost of one
+    # scatter. Beyond 2**31 rows a user (absurd, but int64 must not overflow)
+    # gets a rotation.
     rep_counts = np.repeat(counts, counts)
-    mixed = local * np.repeat(_TIME_PRIME % np.maximum(counts, 1), counts)
+    step = np.where(counts > _TIME_PRIME, 1, _TIME_PRIME % np.maximum(counts, 1))
+    mixed = local * np.repeat(step, counts)
     mixed += np.repeat(shift, counts)
-    mixed -= (mixed / rep_counts).astype(np.int64) * rep_counts
+    np.remainder(mixed, rep_counts, out=mixed)
     mixed += np.repeat(us.starts, counts)
     ordered = np.empty_like(ranks)
     ordered[mixed] = ranks

@@ -182,7 +182,7 @@ def test_layout_ids_and_repeats(synthetic_100k: pa.Table) -> None:
     assert items.min() >= 1
     assert items.max() <= 1682
     pairs = users * 10_000 + items
-    assert pairs.size - np.unique(pairs).size <= 0.0005 * pairs.size  # sampled without repeats
+    assert np.unique(pairs).size == pairs.size  # sampled without repeats
     ts = synthetic_100k["timestamp"].to_numpy()
     same_user = users[1:] == users[:-1]
     assert np.all(ts[1:][same_user] >= ts[:-1][same_user])  # each user's rows in time order
@@ -197,13 +197,17 @@ def test_explicit_sizes() -> None:
 
 @pytest.mark.parametrize(
     ("rows", "users", "items"),
-    [(1, None, None), (10, 50, None), (5_000, 3, 2), (2_000, 10, 1)],
+    [(1, None, None), (10, 50, None), (5_000, 3, 2), (2_000, 10, 1), (20_000, 10, 3_000), (3_000, 200, 5)],
 )
 def test_edge_sizes_keep_the_exact_row_count(rows: int, users: int | None, items: int | None) -> None:
     table = _table(None, rows, users=users, items=items)
     assert table.num_rows == rows
     if items is not None:
         assert table["item"].to_numpy().max() <= items
+        pairs = table["user"].to_numpy() * (items + 1) + table["item"].to_numpy()
+        # Repeats only where a user has more rows than there are items.
+        per_user = np.bincount(table["user"].to_numpy())
+        assert np.unique(pairs).size >= np.minimum(per_user, items).sum() * 0.99
 
 
 def test_default_sizes_grow_sub_linearly() -> None:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import doctest
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 import mlscale.apps.recommend.predictor as predictor_module
-from mlscale.apps.recommend import ImplicitRecommender
+from mlscale.apps.recommend import ImplicitRecommender, update_model
 from mlscale.apps.recommend.predictor import RecommendPredictor, RecommendRequest, SimilarRequest
 from mlscale.errors import MlscaleError, ValidationError
 
@@ -150,3 +151,23 @@ def test_doctest() -> None:
     result = doctest.testmod(predictor_module)
     assert result.attempted > 0
     assert result.failed == 0
+
+
+def test_unsorted_user_ids_after_an_update(small_model: ImplicitRecommender) -> None:
+    # update_model appends new users at the end, so the id array is no longer sorted.
+    new = pa.table(
+        {
+            "user": pa.array([0, 0, -5], pa.int64()),
+            "item": pa.array(small_model.item_ids_[:3].tolist(), pa.int64()),
+            "rating": pa.array([1.0, 1.0, 1.0], pa.float32()),
+            "timestamp": pa.array([None, None, None], pa.int64()),
+        }
+    )
+    updated = update_model(small_model, new)
+    assert not bool(np.all(np.diff(updated.user_ids_) > 0))
+    predictor = RecommendPredictor(updated, model_ref="recommend/toy", version=2)
+    users = [0, -5, int(updated.user_ids_[0]), 987_654]
+    np.testing.assert_array_equal(predictor._user_rows(users), updated.user_index(users))
+    out = predictor.recommend_batch([RecommendRequest(users=users, k=4)])[0]
+    assert not isinstance(out, MlscaleError)
+    assert [r.items for r in out.results] == _items(updated, users, 4)

@@ -8,7 +8,8 @@ with a severity: ``1`` high, ``2`` medium, ``3`` low risk.
 :class:`FeedbackLog` appends verdicts to a JSON-lines file, one verdict per
 line, under an exclusive lock and with ``fsync`` before returning: a recorded
 verdict survives a crash, and concurrent writers (the CLI, the API route) do
-not interleave. A torn last line (a crash mid-write) is ignored on reading.
+not interleave. A torn last line (a crash mid-write, never acknowledged) is
+ignored on reading and cut off by the next write.
 The default log of model ``threat/NAME`` is ``<registry>/.feedback/threat/NAME.jsonl``.
 
 The next training takes low-risk verdicts into account the way Apache Spot
@@ -174,13 +175,15 @@ class FeedbackLog:
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            # A torn line left by a crash must not swallow the first new verdict.
+            # A torn line left by a crash (a verdict never acknowledged) is cut off before appending.
             size = os.fstat(fd).st_size
             if size:
                 with open(self.path, "rb") as fh:
-                    fh.seek(size - 1)
-                    if fh.read(1) != b"\n":
-                        payload = b"\n" + payload
+                    fh.seek(max(0, size - (1 << 20)))
+                    tail = fh.read()
+                if not tail.endswith(b"\n"):
+                    cut = tail.rfind(b"\n")
+                    os.ftruncate(fd, size - len(tail) + cut + 1 if cut >= 0 else max(0, size - len(tail)))
             os.write(fd, payload)
             os.fsync(fd)
         finally:

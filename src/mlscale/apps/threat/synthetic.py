@@ -7,7 +7,7 @@ its daily rhythm (office workstations peak at 9-17h, servers and IoT devices
 are flat, night jobs run at 1-4h), a few preferred services (Zipf-weighted)
 and its own activity level. Benign flows draw a client by activity, an hour
 from its rhythm, a service from its preferences and bytes/packets from the
-service's log-normal size (label ``Benign``).
+service's log-normal size around the client's own habit for it (label ``Benign``).
 
 Attacks, a fraction ``attack_rate`` of all flows, labelled ``Malicious`` with
 the kind in ``detailed_label``:
@@ -81,6 +81,7 @@ class _Network:
     client_role: npt.NDArray[np.int64]
     client_activity: npt.NDArray[np.float64]
     client_services: npt.NDArray[np.int64]  # hosts x 3 preferred service indices
+    client_size: npt.NDArray[np.float64]  # hosts x 3: each habit's own log-size offset
     server_ips: pa.Array  # servers x ...
     server_of_service: list[npt.NDArray[np.int64]]
     scanner_ips: pa.Array
@@ -115,6 +116,7 @@ def _network(hosts: int, seed: int) -> _Network:
         client_role=role,
         client_activity=activity / activity.sum(),
         client_services=prefs,
+        client_size=rng.normal(0.0, 1.0, size=(hosts, 3)),
         server_ips=server_ips,
         server_of_service=server_of,
         scanner_ips=_ips((203, 0), 20, rng),
@@ -148,7 +150,9 @@ def _batch(net: _Network, n: int, first: int, days: int, attack_rate: float, see
         if hit.any():
             pool = net.server_of_service[i]
             server_idx[hit] = pool[rng.integers(0, pool.size, size=int(hit.sum()))]
-    total = np.maximum(rng.lognormal(means[svc], sds[svc]), 60).astype(np.int64)
+    # A client's habit (say, its mail sync) has its own typical size; flows vary around it.
+    log_size = means[svc] + sds[svc] * net.client_size[client, pref_pick]
+    total = np.maximum(rng.lognormal(log_size, 0.4 * sds[svc]), 60).astype(np.int64)
     up_share = rng.uniform(0.1, 0.4, size=n)
     src_bytes = np.maximum((total * up_share).astype(np.int64), 40)
     dst_bytes = np.maximum(total - src_bytes, 40)
