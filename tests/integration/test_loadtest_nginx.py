@@ -20,7 +20,7 @@ from mlscale.loadtest import PlainScenario, Slo, StepSpec, run_loadtest
 
 pytestmark = pytest.mark.slow
 
-NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
 
 
 def _wait(url: str, timeout: float = 60) -> None:
