@@ -1,11 +1,11 @@
-"""``python -m benchmarks NAME [options]``: run one benchmark (``ingest``, ``train`` or ``serve``)."""
+"""``python -m benchmarks NAME [options]``: run one benchmark (``ingest``, ``train``, ``serve`` or ``loadtest``)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from benchmarks import ingest, serve, train
+from benchmarks import ingest, loadtest, serve, train
 
 __all__ = ["main"]
 
@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_parser(sub)
     train.add_parser(sub)
     serve.add_parser(sub)
+    loadtest.add_parser(sub)
     return parser
 
 

@@ -11,10 +11,14 @@ a cache. The three candidates answer the same URLs with bodies of the same size:
   httptools when installed);
 - ``nginx``: one worker serving a static copy of an mlscale answer.
 
-Then ``mlscale`` alone at several connection counts (latency at a given
-throughput: ``wrk`` is closed-loop, so fewer connections means less queueing),
-and the memory of ``mlscale serve --workers 1`` and ``--workers 2`` (RSS, PSS
-and USS per process; the model files are mapped, so their pages are shared).
+All servers run at once (idle ones cost nothing) and the candidates take turns
+for ``--rounds`` interleaved rounds, so that on a machine shared with other
+work each round compares like with like; medians are reported. Then
+``mlscale`` alone at fewer connections (latency at a given throughput: ``wrk``
+is closed-loop, so fewer connections means less queueing), and the memory of
+``mlscale serve --workers 1`` and ``--workers 2`` on MovieLens-100k and on a
+synthetic 1M-user model (RSS, PSS and USS per process; the model files are
+mapped, so their pages are shared).
 
 Run: ``python -m benchmarks.serve [--duration 10] [--out DIR]``. Needs ``wrk``
 and ``nginx`` (``apt-get install -y wrk nginx``; installed automatically when
@@ -57,11 +61,12 @@ def add_parser(sub: Any) -> None:
 
 def _arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--duration", type=int, default=10, help="seconds per wrk run (default: 10)")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds of every candidate (default: 3)")
     p.add_argument("--connections", type=int, default=64, help="wrk connections, head to head (default: 64)")
     p.add_argument(
         "--sweep",
-        default="8,16,32,64",
-        help="connection counts for mlscale's latency sweep (default: 8,16,32,64)",
+        default="16,32",
+        help="connection counts for mlscale's latency sweep (default: 16,32)",
     )
     p.add_argument(
         "--big-users",
@@ -327,6 +332,21 @@ def _memory(pid: int) -> dict[str, Any]:
     }
 
 
+def _mean_batch(url: str) -> float:
+    with urllib.request.urlopen(f"{url}/metrics") as resp:
+        text = resp.read().decode()
+    labels = r'\{model="ml",action="recommend"\} (\S+)'
+    batches = sum(float(v) for v in re.findall(rf"^mlscale_batch_requests_count{labels}", text, re.M))
+    reqs = sum(float(v) for v in re.findall(rf"^mlscale_batch_requests_sum{labels}", text, re.M))
+    return round(reqs / max(batches, 1), 1)
+
+
+def _median(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the whole comparison; prints a table and writes ``serve.json``."""
     from benchmarks._harness import host_info
@@ -348,63 +368,79 @@ def run(args: argparse.Namespace) -> int:
     env = dict(os.environ, BENCH_REGISTRY=str(registry), PYTHONPATH=str(work))
     (work / "plain_fastapi.py").write_text(textwrap.dedent(_FASTAPI))
     (work / "fastpath_fastapi.py").write_text(textwrap.dedent(_FASTPATH))
-    results: dict[str, Any] = {"host": host_info(), "duration_s": args.duration, "candidates": {}}
+    results: dict[str, Any] = {
+        "host": host_info(),
+        "duration_s": args.duration,
+        "rounds": args.rounds,
+        "connections": args.connections,
+        "runs": {},
+        "sweep": {},
+    }
 
-    # mlscale first: its answer is the static file nginx serves (same size).
-    port = _free_port()
-    log = work / "mlscale.log"
-    with _process(_mlscale_cmd(registry, port, 1), log, env):
+    # Every server runs at once on CPU 0 (idle ones cost nothing) and the candidates take turns, round after
+    # round: on a machine shared with other work, each round's ratios compare like with like.
+    urls: dict[str, str] = {}
+    with contextlib.ExitStack() as stack:
+        port = _free_port()
+        log = work / "mlscale.log"
+        stack.enter_context(_process(_mlscale_cmd(registry, port, 1), log, env))
         _wait_ready(f"http://127.0.0.1:{port}/readyz", log)
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{PATH}{users[0]}") as resp:
+        urls["mlscale"] = f"http://127.0.0.1:{port}"
+        with urllib.request.urlopen(f"{urls['mlscale']}{PATH}{users[0]}") as resp:
             answer = resp.read()
-        url = f"http://127.0.0.1:{port}"
-        wrk(url, lua, args.connections, 2)  # warm-up
-        results["candidates"]["mlscale"] = wrk(url, lua, args.connections, args.duration)
-        sweep = [wrk(url, lua, int(c), args.duration) for c in args.sweep.split(",")]
-        results["mlscale_sweep"] = sweep
-        with urllib.request.urlopen(f"{url}/metrics") as resp:
-            text = resp.read().decode()
-        batches = sum(
-            float(v)
-            for v in re.findall(r'^mlscale_batch_requests_count\{model="ml",action="recommend"\} (\S+)', text, re.M)
-        )
-        reqs = sum(
-            float(v)
-            for v in re.findall(r'^mlscale_batch_requests_sum\{model="ml",action="recommend"\} (\S+)', text, re.M)
-        )
-        results["mlscale_mean_batch"] = round(reqs / max(batches, 1), 1)
-    results["response_bytes"] = len(answer)
-
-    try:
-        import fastapi  # noqa: F401
-        import uvicorn  # noqa: F401
-    except ImportError:
-        results["candidates"]["fastapi"] = {"skipped": "pip install fastapi uvicorn[standard]"}
-    else:
-        for name, module in (("fastapi", "plain_fastapi"), ("fastapi+predictor", "fastpath_fastapi")):
-            port = _free_port()
-            log = work / f"{module}.log"
-            cmd = [sys.executable, "-m", "uvicorn", f"{module}:app", "--port", str(port), "--log-level", "warning"]
-            with _process([*cmd, "--no-access-log"], log, env):
+        results["response_bytes"] = len(answer)
+        try:
+            import fastapi  # noqa: F401
+            import uvicorn  # noqa: F401
+        except ImportError:
+            results["skipped"] = {"fastapi": "pip install fastapi uvicorn[standard]"}
+        else:
+            for name, module in (("fastapi", "plain_fastapi"), ("fastapi+predictor", "fastpath_fastapi")):
+                port = _free_port()
+                log = work / f"{module}.log"
+                cmd = [sys.executable, "-m", "uvicorn", f"{module}:app", "--port", str(port)]
+                stack.enter_context(_process([*cmd, "--log-level", "warning", "--no-access-log"], log, env))
                 _wait_ready(f"http://127.0.0.1:{port}{PATH}{users[0]}", log)
-                url = f"http://127.0.0.1:{port}"
-                wrk(url, lua, args.connections, 2)
-                results["candidates"][name] = wrk(url, lua, args.connections, args.duration)
-
-    port = _free_port()
-    (work / "www").mkdir()
-    (work / "www" / "answer.json").write_bytes(answer)
-    # nginx's workers drop root for an unprivileged user, who must be able to read the file.
-    for path in (work, work / "www", work / "www" / "answer.json"):
-        path.chmod(0o755)
-    conf = work / "nginx.conf"
-    conf.write_text(_NGINX.format(dir=work, port=port))
-    log = work / "nginx.log"
-    with _process(["nginx", "-c", str(conf), "-e", str(work / "nginx-error.log")], log):
+                urls[name] = f"http://127.0.0.1:{port}"
+        port = _free_port()
+        (work / "www").mkdir()
+        (work / "www" / "answer.json").write_bytes(answer)
+        # nginx's workers drop root for an unprivileged user, who must be able to read the file.
+        for path in (work, work / "www", work / "www" / "answer.json"):
+            path.chmod(0o755)
+        conf = work / "nginx.conf"
+        conf.write_text(_NGINX.format(dir=work, port=port))
+        log = work / "nginx.log"
+        stack.enter_context(_process(["nginx", "-c", str(conf), "-e", str(work / "nginx-error.log")], log))
         _wait_ready(f"http://127.0.0.1:{port}{PATH}1", log)
-        url = f"http://127.0.0.1:{port}"
-        wrk(url, lua, args.connections, 2)
-        results["candidates"]["nginx"] = wrk(url, lua, args.connections, args.duration)
+        urls["nginx"] = f"http://127.0.0.1:{port}"
+
+        for url in urls.values():
+            wrk(url, lua, args.connections, 2)  # warm-up
+        for round_ in range(args.rounds):
+            for name, url in urls.items():
+                results["runs"].setdefault(name, []).append(wrk(url, lua, args.connections, args.duration))
+                print(f"round {round_ + 1}: {name} {results['runs'][name][-1]['rps']} req/s", file=sys.stderr)
+            for c in args.sweep.split(","):
+                results["sweep"].setdefault(c, []).append(wrk(urls["mlscale"], lua, int(c), args.duration))
+        results["mlscale_mean_batch"] = _mean_batch(urls["mlscale"])
+
+    runs = results["runs"]
+    results["candidates"] = {
+        name: {
+            "rps_median": _median([r["rps"] for r in rs]),
+            "rps_max": max(r["rps"] for r in rs),
+            "p50_ms_median": _median([r["p50_ms"] for r in rs]),
+            "p99_ms_median": _median([r["p99_ms"] for r in rs]),
+            "errors": sum(r["non_2xx"] + (1 if r["socket_errors"] else 0) for r in rs),
+        }
+        for name, rs in runs.items()
+    }
+    results["ratios"] = {
+        other: _median([m["rps"] / o["rps"] for m, o in zip(runs["mlscale"], runs[other], strict=True)])
+        for other in runs
+        if other != "mlscale"
+    }
 
     with contextlib.suppress(ImportError):
         import psutil  # noqa: F401
@@ -432,25 +468,25 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _report(r: dict[str, Any]) -> None:
-    c = r["candidates"]
-    size = r["response_bytes"]
-    print(f"\nsingle-user top-10, MovieLens-100k, {size} B answers, server on 1 core, wrk on the other")
-    print(f"{'candidate':<18} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>8}")
-    for name, v in c.items():
-        if "skipped" in v:
-            print(f"{name:<18} skipped: {v['skipped']}")
-            continue
-        errors = v["non_2xx"] + (1 if v["socket_errors"] else 0)
-        print(f"{name:<18} {v['rps']:>8} {v['p50_ms']:>8.2f} {v['p99_ms']:>8.2f} {errors:>8}")
-    ours = c["mlscale"]["rps"]
-    for other in ("fastapi", "fastapi+predictor", "nginx"):
-        if "rps" in c.get(other, {}):
-            print(f"mlscale / {other}: {ours / c[other]['rps']:.2f}x")
+    size, rounds = r["response_bytes"], r["rounds"]
+    print(
+        f"\nsingle-user top-10, MovieLens-100k, {size} B answers, server on 1 core, wrk -c{r['connections']} on "
+        f"the other; {rounds} interleaved rounds of {r['duration_s']} s (median, max)"
+    )
+    print(f"{'candidate':<18} {'req/s':>8} {'max':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'mlscale is':>11}")
+    for name, v in r["candidates"].items():
+        ratio = f"{r['ratios'][name]:.2f}x" if name in r["ratios"] else ""
+        print(
+            f"{name:<18} {v['rps_median']:>8.0f} {v['rps_max']:>8} {v['p50_ms_median']:>8.2f} "
+            f"{v['p99_ms_median']:>8.2f} {v['errors']:>7} {ratio:>11}"
+        )
+    for name, why in r.get("skipped", {}).items():
+        print(f"{name:<18} skipped: {why}")
     print(f"mean requests per model call: {r['mlscale_mean_batch']}")
-    print("\nmlscale latency by connections:")
-    for v in r["mlscale_sweep"]:
-        rate, p50, p99 = v["rps"], v["p50_ms"], v["p99_ms"]
-        print(f"  c={v['connections']:<3} {rate:>7} req/s  p50 {p50:.2f} ms  p99 {p99:.2f} ms")
+    print("\nmlscale by connections (each round):")
+    for c, rs in r["sweep"].items():
+        cells = "; ".join(f"{x['rps']} req/s p99 {x['p99_ms']:.2f} ms" for x in rs)
+        print(f"  c={c:<3} {cells}")
     print("\nmemory (MiB; model files: the registry arrays mapped by each worker):")
     for key, mem in r.items():
         if not key.startswith("memory_"):

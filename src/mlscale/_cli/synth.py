@@ -17,6 +17,7 @@ __all__ = ["add_commands", "parse_count"]
 
 _SUFFIX = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "b": 10**9, "t": 10**12}
 _FORMATS = ("parquet", "csv", "csv.gz")
+_LARGEST = Decimal(10) ** 15
 
 
 def parse_count(text: str, *, field: str = "--rows", minimum: int = 1) -> int:
@@ -31,7 +32,9 @@ def parse_count(text: str, *, field: str = "--rows", minimum: int = 1) -> int:
     m = re.fullmatch(r"(\d+(?:\.\d*)?(?:[eE]\+?\d+)?)\s*([kKmMgGbBtT]?)", raw)
     if m is None:
         raise ValidationError(f"expected a whole number such as 1e7, 10_000_000 or 10M, got {text!r}", field=field)
-    number = Decimal(m.group(1)) * _SUFFIX[m.group(2).lower()]
+    mantissa = Decimal(m.group(1))
+    if mantissa.adjusted() > 15 or (number := mantissa * _SUFFIX[m.group(2).lower()]) > _LARGEST:
+        raise ValidationError(f"expected at most {_LARGEST:.0e}, got {text!r}", field=field)
     if number != number.to_integral_value():
         raise ValidationError(f"expected a whole number, got {text!r} (= {number:f})", field=field)
     value = int(number)

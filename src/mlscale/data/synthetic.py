@@ -162,6 +162,10 @@ class InteractionProfile:
         for name in ("n_rows", "n_users", "n_items"):
             if getattr(self, name) < 1:
                 raise ValidationError(f"expected a whole number >= 1, got {getattr(self, name)!r}", field=name)
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, tuple | float) and not np.all(np.isfinite(value)):
+                raise ValidationError("expected finite numbers (no NaN or infinity)", field=f.name)
         if len(self.activity_probs) != len(self.activity_values) or len(self.activity_probs) < 2:
             raise ValidationError("activity_probs and activity_values need the same length >= 2")
         if np.any(np.diff(self.activity_probs) <= 0) or min(self.activity_values) <= 0:
@@ -339,6 +343,9 @@ def _fit_ratings(table: pa.Table) -> tuple[list[float], list[float]]:
     if not pa.types.is_integer(rating.type) and not pa.types.is_floating(rating.type):
         raise DataFormatError(f"column rating has type {rating.type}; expected numbers")
     r = pc.drop_null(rating).to_numpy().astype(np.float64)
+    r = r[np.isfinite(r)]
+    if r.size == 0:
+        return [1.0], [1.0]
     values, counts = np.unique(r, return_counts=True)
     if values.size > 64:
         # Continuous scores: keep 64 equally likely quantiles rather than every value.

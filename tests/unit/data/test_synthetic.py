@@ -411,6 +411,7 @@ def test_cli_like_a_catalogue_data_set_or_profile(
         (["--rows", "1.5"], "--rows: expected a whole number"),
         (["--rows", "ten"], "--rows: expected a whole number such as 1e7"),
         (["--rows", "0"], "--rows: expected a number >= 1"),
+        (["--rows", "1e99999"], "--rows: expected at most 1e+15"),
         (["--rows", "10", "--users", "-3"], "--users"),
     ],
 )

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 
 from mlscale.apps.threat.model import ThreatDetector
@@ -40,7 +41,7 @@ def publish_model(
 ) -> Manifest:
     """Publish a fitted detector as a new version of ``threat/NAME``."""
     model._check_fitted()
-    arrays = {
+    arrays: dict[str, npt.NDArray[Any]] = {
         "vocab": model.vocab_,
         "topic_word": np.ascontiguousarray(model.word_topic_.T),
         "word_counts": model.word_counts_,
@@ -89,7 +90,8 @@ def from_artifact(loaded: LoadedModel) -> ThreatDetector:
         for key in ("top_domains", "user_domains")
     }
     try:
-        model = ThreatDetector(**manifest.params, **domains)
+        kwargs: dict[str, Any] = {**manifest.params, **domains}
+        model = ThreatDetector(**kwargs)
         ips = loaded.tables["ips"].column("ip").combine_chunks()
         topic_word = np.asarray(a["topic_word"], np.float32)
         k, v = topic_word.shape

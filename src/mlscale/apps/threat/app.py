@@ -90,9 +90,7 @@ def _rows(text: str) -> int:
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--words", choices=SCHEMES, default=_DEFAULTS.words, help="flow word scheme (default: mlscale)")
-    g.add_argument(
-        "--hour-bins", type=int, default=None, help="hour-of-day bins in flow words (spot: 24, mlscale: 1)"
-    )
+    g.add_argument("--hour-bins", type=int, default=None, help="hour-of-day bins in flow words (spot: 24, mlscale: 1)")
     g.add_argument("--topics", type=int, default=_DEFAULTS.topics, help="LDA topics (default: %(default)s)")
     g.add_argument(
         "--passes", type=int, default=_DEFAULTS.passes, help="passes over the documents (default: %(default)s)"
@@ -140,9 +138,7 @@ def _add_engine_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("engine")
     g.add_argument("--engine", choices=ENGINES, default="local", help="where training runs (default: local)")
     g.add_argument("--spark-master", default=None, help="Spark master URL (default: local[*])")
-    g.add_argument(
-        "--spark-conf", action="append", default=[], metavar="KEY=VALUE", help="Spark setting (repeatable)"
-    )
+    g.add_argument("--spark-conf", action="append", default=[], metavar="KEY=VALUE", help="Spark setting (repeatable)")
 
 
 def _engine_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -200,9 +196,7 @@ class ThreatApp(Application):
             _add_model_args(parser)
             dns = parser.add_argument_group("DNS words")
             dns.add_argument("--top-domains", metavar="FILE", help="top domains, one a line (rank,domain ok)")
-            dns.add_argument(
-                "--user-domain", action="append", metavar="DOMAIN", help="your own domain (repeatable)"
-            )
+            dns.add_argument("--user-domain", action="append", metavar="DOMAIN", help="your own domain (repeatable)")
             fb = parser.add_argument_group("analyst feedback")
             fb.add_argument("--feedback", type=Path, metavar="FILE", help="verdict log (default: the model's)")
             fb.add_argument("--no-feedback", action="store_true", help="ignore recorded verdicts")
@@ -244,9 +238,7 @@ class ThreatApp(Application):
             g = parser.add_argument_group("model")
             g.add_argument("--topics", type=int, default=_DEFAULTS.topics, help="LDA topics (default: 20)")
             g.add_argument("--passes", type=int, default=_DEFAULTS.passes, help="LDA passes (default: 10)")
-            g.add_argument(
-                "--prior-strength", type=float, default=_DEFAULTS.prior_strength, help="mlscale scorer's m"
-            )
+            g.add_argument("--prior-strength", type=float, default=_DEFAULTS.prior_strength, help="mlscale scorer's m")
             _common.add_data_dir_arg(parser)
 
     def add_commands(self, sub: Any) -> None:
@@ -393,7 +385,12 @@ class ThreatApp(Application):
 
                 assert isinstance(engine, SparkEngine)
                 detector = train_spark.fit_spark(
-                    engine, sources, detector, events=events, dup_factor=args.dup_factor, reweight=reweight,
+                    engine,
+                    sources,
+                    detector,
+                    events=events,
+                    dup_factor=args.dup_factor,
+                    reweight=reweight,
                     nfdump=args.nfdump,
                 )
             else:

@@ -109,7 +109,7 @@ class CorpusBuilder:
         w = np.broadcast_to(np.asarray(weight, dtype=np.float64), keys.shape)
         uniq, inverse = np.unique(keys, return_inverse=True)
         self._keys.append(uniq)
-        self._counts.append(np.bincount(inverse, weights=w, minlength=uniq.size))
+        self._counts.append(np.bincount(inverse, weights=w, minlength=uniq.size).astype(np.float64))
         self._pending += uniq.size
         if self._pending > _COMPACT_EVERY:
             self._compact()
@@ -121,7 +121,7 @@ class CorpusBuilder:
         counts = np.concatenate(self._counts)
         uniq, inverse = np.unique(keys, return_inverse=True)
         self._keys = [uniq]
-        self._counts = [np.bincount(inverse, weights=counts, minlength=uniq.size)]
+        self._counts = [np.bincount(inverse, weights=counts, minlength=uniq.size).astype(np.float64)]
         self._pending = uniq.size
 
     def build(self) -> Corpus:

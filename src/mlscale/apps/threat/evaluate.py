@@ -155,14 +155,20 @@ class ThreatReport:
     def markdown(self, *, per_capture: bool = False) -> str:
         """The summary (or every row) as a Markdown table."""
         if per_capture:
-            head = "| capture | setting | flows | malicious | method | ROC-AUC | precision@N |\n|---|---|---:|---:|---|---:|---:|"
+            head = (
+                "| capture | setting | flows | malicious | method | ROC-AUC | precision@N |\n"
+                "|---|---|---:|---:|---|---:|---:|"
+            )
             body = [
                 f"| {r['capture']} | {r['setting']} | {r['flows']:,} | {r['malicious']:,} | {r['method']} | "
                 f"{r['roc_auc']:.3f} | {r['precision_at_n']:.3f} |"
                 for r in self.rows
             ]
         else:
-            head = "| setting | method | captures | mean ROC-AUC | worst ROC-AUC | mean precision@N |\n|---|---|---:|---:|---:|---:|"
+            head = (
+                "| setting | method | captures | mean ROC-AUC | worst ROC-AUC | mean precision@N |\n"
+                "|---|---|---:|---:|---:|---:|"
+            )
             body = [
                 f"| {s['setting']} | {s['method']} | {s['captures']} | {s['roc_auc']:.3f} | "
                 f"{s['worst_roc_auc']:.3f} | {s['precision_at_n']:.3f} |"
@@ -213,9 +219,7 @@ def evaluate_threat(
         if full:
             settings.append(("capture", [table]))
         for fraction in fractions:
-            settings.append(
-                (f"seeded {fraction:.0%}", [seeded_mixture(table, fraction, s) for s in range(seeds)])
-            )
+            settings.append((f"seeded {fraction:.0%}", [seeded_mixture(table, fraction, s) for s in range(seeds)]))
         for setting, tables in settings:
             for method in methods:
                 results = []

@@ -119,9 +119,7 @@ class Verdict:
                 f"unknown field(s) {', '.join(unknown)}; a {self.kind} has {', '.join(allowed)}", field="match"
             )
         if not self.match:
-            raise ValidationError(
-                f"a pattern needs at least one of {', '.join(PATTERN_FIELDS)}", field="match"
-            )
+            raise ValidationError(f"a pattern needs at least one of {', '.join(PATTERN_FIELDS)}", field="match")
         if self.kind == "event":
             absent = [f for f in _EVENT_REQUIRED if self.match.get(f) is None]
             if absent:

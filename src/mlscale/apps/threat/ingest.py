@@ -201,7 +201,7 @@ def list_sources(spec: Path, kind: Kind | None = None) -> list[SourceFile]:
         raise DataError(f"{spec}: no such file or folder")
     if not found:
         raise DataError(
-            f"{spec}: no {({'flows': 'flow', 'dns': 'DNS'}[kind] if kind else 'flow or DNS')} logs found",
+            f"{spec}: no { ({'flows': 'flow', 'dns': 'DNS'}[kind] if kind else 'flow or DNS') } logs found",
             hint="expected Zeek conn/dns logs, nfdump CSV or nfcapd files, Argus binetflow, tshark CSV "
             "or Parquet from `mlscale threat ingest`",
         )
@@ -290,7 +290,8 @@ def _col(batch: pa.RecordBatch, name: str) -> pa.Array | None:
     return batch.column(i) if i >= 0 else None
 
 
-def _int(values: pa.Array | None, n: int, target: pa.DataType = pa.int64(), fill: int = 0) -> pa.Array:
+def _int(values: pa.Array | None, n: int, target: pa.DataType | None = None, fill: int = 0) -> pa.Array:
+    target = target or pa.int64()
     if values is None:
         return pa.array(np.full(n, fill), type=target)
     return pc.fill_null(values.cast(target), fill)
@@ -548,7 +549,8 @@ def _iter_nfcapd(path: Path, batch_rows: int, nfdump: str = "nfdump") -> Iterato
         stderr=subprocess.PIPE,
         env=env,
     ) as proc:
-        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout is not None
+        assert proc.stderr is not None
         try:
             yield from _nfdump_batches(proc.stdout, f"{path} (via nfdump)", batch_rows)
         except DataFormatError:
@@ -730,7 +732,8 @@ def _tshark_batch(b: pa.RecordBatch, lines: np.ndarray, where: str) -> pa.Record
     dst6 = _first_col(b, ("ipv6.dst",))
     src = src6 if src is None else src if src6 is None else pc.coalesce(src, src6)
     dst = dst6 if dst is None else dst if dst6 is None else pc.coalesce(dst, dst6)
-    assert src is not None and dst is not None
+    assert src is not None
+    assert dst is not None
     response = _col(b, "dns.flags.response")
     if response is None:
         # Spot captured responses only (`dns.flags.response == 1`): the client is the destination.

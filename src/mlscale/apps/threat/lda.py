@@ -41,7 +41,7 @@ _EPS = float(np.finfo(np.float64).eps)
 def expected_log_dirichlet(params: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
     """E[log x] for x ~ Dirichlet(params), row by row."""
     p = np.asarray(params, dtype=np.float64)
-    return digamma(p) - digamma(p.sum(axis=1, keepdims=True))
+    return np.asarray(digamma(p) - digamma(p.sum(axis=1, keepdims=True)), dtype=np.float64)
 
 
 def _e_step(
@@ -97,7 +97,7 @@ def infer_doc_topics(
     exp_beta = np.exp(expected_log_dirichlet(components))
     gamma, _ = _e_step(counts, exp_beta, doc_topic_prior, max_iter=max_iter, tol=tol, sstats=False)
     theta = gamma / gamma.sum(axis=1, keepdims=True)
-    return theta.astype(np.float32)
+    return np.asarray(theta, dtype=np.float32)
 
 
 class OnlineLDA:
@@ -196,7 +196,7 @@ class OnlineLDA:
     def topic_word_(self) -> F32:
         """P(word | topic), K x V (each row sums to 1)."""
         c = self.components_.astype(np.float64)
-        return (c / c.sum(axis=1, keepdims=True)).astype(np.float32)
+        return np.asarray(c / c.sum(axis=1, keepdims=True), dtype=np.float32)
 
     def transform(self, counts: sp.csr_matrix, chunk: int = 65_536) -> F32:
         """P(topic | document) for each row of ``counts`` (in chunks of documents)."""

@@ -357,7 +357,7 @@ class ThreatDetector:
     def _fallback_topic(self) -> F32:
         if self.scorer == "spot":
             return np.full(self.ip_topic_.shape[1], 1.0 / self.ip_topic_.shape[1], np.float32)
-        return self.mean_topic_
+        return np.asarray(self.mean_topic_, dtype=np.float32)
 
     def score(self, batch: pa.RecordBatch | pa.Table) -> Scores:
         """Score every record of a batch (flow or DNS schema, as the model's ``kind``)."""

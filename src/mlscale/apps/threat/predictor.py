@@ -96,9 +96,7 @@ class ScoreRequest(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=Tru
     """Body of ``POST /v1/models/{name}/score``: flows for a flow model, queries for a DNS model."""
 
     flows: Annotated[list[Flow], msgspec.Meta(max_length=MAX_RECORDS)] = msgspec.field(default_factory=list)
-    queries: Annotated[list[Query], msgspec.Meta(max_length=MAX_RECORDS)] = msgspec.field(
-        default_factory=list
-    )
+    queries: Annotated[list[Query], msgspec.Meta(max_length=MAX_RECORDS)] = msgspec.field(default_factory=list)
 
 
 class RecordScore(msgspec.Struct):
@@ -144,8 +142,22 @@ def _flows_table(flows: Sequence[Flow]) -> pa.Table:
         "flow_id": pa.array([f.flow_id for f in flows], pa.string()),
         "ts": pa.array([round(f.ts * 1e6) for f in flows], pa.int64()).cast(FLOW_SCHEMA.field("ts").type),
     }
-    for name in ("src_ip", "src_port", "dst_ip", "dst_port", "proto", "service", "duration", "src_bytes",
-                 "dst_bytes", "src_pkts", "dst_pkts", "state", "label", "detailed_label"):
+    for name in (
+        "src_ip",
+        "src_port",
+        "dst_ip",
+        "dst_port",
+        "proto",
+        "service",
+        "duration",
+        "src_bytes",
+        "dst_bytes",
+        "src_pkts",
+        "dst_pkts",
+        "state",
+        "label",
+        "detailed_label",
+    ):
         field = FLOW_SCHEMA.field(name)
         if name in ("service", "label", "detailed_label"):
             cols[name] = pa.nulls(n, field.type)
@@ -176,9 +188,7 @@ def _queries_table(queries: Sequence[Query]) -> pa.Table:
 class ThreatPredictor(Predictor):
     """Serves a :class:`ThreatDetector` loaded from the registry."""
 
-    def __init__(
-        self, model: ThreatDetector, *, model_ref: str, version: int, feedback_log: Path | None
-    ) -> None:
+    def __init__(self, model: ThreatDetector, *, model_ref: str, version: int, feedback_log: Path | None) -> None:
         model._check_fitted()
         self.model = model
         self.model_ref = model_ref

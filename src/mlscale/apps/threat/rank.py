@@ -110,10 +110,7 @@ def rank_records(
         if top is not None and kept > 4 * top:
             parts = [_smallest(pa.concat_tables(parts), top)]
             kept = parts[0].num_rows
-    if not parts:
-        table = score_table(model, _empty_batch(model))
-    else:
-        table = pa.concat_tables(parts)
+    table = score_table(model, _empty_batch(model)) if not parts else pa.concat_tables(parts)
     order = pc.sort_indices(table, sort_keys=[("score", "ascending"), ("line", "ascending")])
     if top is not None:
         order = order[:top]
@@ -190,8 +187,7 @@ def write_table(table: pa.Table, path: Path) -> None:
     suffix = path.suffix.lower()
     if suffix not in OUTPUT_SUFFIXES:
         raise ValidationError(
-            f"cannot tell the output format of {path.name!r}: expected a name ending in "
-            f"{', '.join(OUTPUT_SUFFIXES)}",
+            f"cannot tell the output format of {path.name!r}: expected a name ending in {', '.join(OUTPUT_SUFFIXES)}",
             field="--out",
         )
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -23,8 +23,20 @@ from mlscale.loadtest.scenario import Request, Scenario
 __all__ = ["ThreatScenario"]
 
 _DEFAULTS: dict[str, float] = {"batch_size": 100, "single": 0.2, "pool": 20_000}
-_FIELDS = ("src_ip", "dst_ip", "src_port", "dst_port", "proto", "duration", "src_bytes", "dst_bytes",
-           "src_pkts", "dst_pkts", "state", "flow_id")
+_FIELDS = (
+    "src_ip",
+    "dst_ip",
+    "src_port",
+    "dst_port",
+    "proto",
+    "duration",
+    "src_bytes",
+    "dst_bytes",
+    "src_pkts",
+    "dst_pkts",
+    "state",
+    "flow_id",
+)
 
 
 class ThreatScenario(Scenario):

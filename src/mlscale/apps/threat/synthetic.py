@@ -101,7 +101,7 @@ def _ips(prefix: tuple[int, int], count: int, rng: np.random.Generator) -> pa.Ar
 def _network(hosts: int, seed: int) -> _Network:
     rng = np.random.default_rng([seed, 0])
     n_srv = len(SERVICES)
-    clients = _ips((10, rng.integers(0, 255)), hosts, rng)
+    clients = _ips((10, int(rng.integers(0, 255))), hosts, rng)
     role = rng.choice(3, size=hosts, p=_ROLE_SHARES)
     activity = rng.lognormal(0.0, 1.0, size=hosts)
     popularity = 1.0 / np.arange(1, n_srv + 1)

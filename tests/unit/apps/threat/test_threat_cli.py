@@ -25,9 +25,12 @@ def registry(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Pat
 
 def test_train_publishes_numbers_only(registry: Path) -> None:
     manifest = open_store(registry).resolve("threat/c001")
-    assert manifest.params["topics"] == 8 and manifest.params["words"] == "mlscale"
-    assert manifest.engine == "local" and manifest.extra["files"] == 1
-    assert manifest.extra["ips"] > 10 and manifest.metrics["train_seconds"] > 0
+    assert manifest.params["topics"] == 8
+    assert manifest.params["words"] == "mlscale"
+    assert manifest.engine == "local"
+    assert manifest.extra["files"] == 1
+    assert manifest.extra["ips"] > 10
+    assert manifest.metrics["train_seconds"] > 0
     assert all(Path(f).suffix in (".npy", ".parquet") for f in manifest.files)
 
 
@@ -40,8 +43,20 @@ def test_ingest_then_score_every_flow(
     out = tmp_path / "scores.csv"
     summary = tmp_path / "ips.parquet"
     status = main(
-        ["threat", "score", "--model", "threat/c001", "--data", str(tmp_path / "ing"), "--out", str(out),
-         "--summary", str(summary), "--registry", str(registry)]
+        [
+            "threat",
+            "score",
+            "--model",
+            "threat/c001",
+            "--data",
+            str(tmp_path / "ing"),
+            "--out",
+            str(out),
+            "--summary",
+            str(summary),
+            "--registry",
+            str(registry),
+        ]
     )
     assert status == 0
     table = pacsv.read_csv(out)
@@ -59,11 +74,29 @@ def test_ingest_then_score_every_flow(
 def test_score_writes_json_lines_and_top(registry: Path, shared_data: Path, tmp_path: Path) -> None:
     data = shared_data / "slips-samples" / "test18-ctu-sme-11" / "conn.log.labeled"
     out = tmp_path / "top.json"
-    assert main(["threat", "score", "--model", "c001", "--data", str(data), "--out", str(out), "--top", "5",
-                 "--registry", str(registry)]) == 0
+    assert (
+        main(
+            [
+                "threat",
+                "score",
+                "--model",
+                "c001",
+                "--data",
+                str(data),
+                "--out",
+                str(out),
+                "--top",
+                "5",
+                "--registry",
+                str(registry),
+            ]
+        )
+        == 0
+    )
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["rank"] for r in rows] == [1, 2, 3, 4, 5]
-    assert rows[0]["score"] <= rows[-1]["score"] and "T" in rows[0]["ts"]
+    assert rows[0]["score"] <= rows[-1]["score"]
+    assert "T" in rows[0]["ts"]
 
 
 def test_feedback_then_retrain_moves_the_pattern_down(registry: Path, shared_data: Path, tmp_path: Path) -> None:
@@ -73,10 +106,44 @@ def test_feedback_then_retrain_moves_the_pattern_down(registry: Path, shared_dat
     before = tmp_path / "before.parquet"
     assert main(["threat", "score", "--model", "fb", "--data", str(log), "--out", str(before), *reg]) == 0
     top = pq.read_table(before).slice(0, 1).to_pylist()[0]
-    assert main(["threat", "feedback", "--model", "fb", "--severity", "3", "--scores", str(before), "--rank", "1",
-                 "--note", "known", *reg]) == 0
-    assert main(["threat", "feedback", "--model", "fb", "--severity", "3", "--dst-ip", top["dst_ip"],
-                 "--dst-port", str(top["dst_port"]), *reg]) == 0
+    assert (
+        main(
+            [
+                "threat",
+                "feedback",
+                "--model",
+                "fb",
+                "--severity",
+                "3",
+                "--scores",
+                str(before),
+                "--rank",
+                "1",
+                "--note",
+                "known",
+                *reg,
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "threat",
+                "feedback",
+                "--model",
+                "fb",
+                "--severity",
+                "3",
+                "--dst-ip",
+                top["dst_ip"],
+                "--dst-port",
+                str(top["dst_port"]),
+                *reg,
+            ]
+        )
+        == 0
+    )
     assert main(["train", "threat", "--data", str(log), "--name", "fb", *reg, *FAST]) == 0
     assert open_store(registry).resolve("threat/fb").extra["feedback_verdicts"] == 2
     after = tmp_path / "after.parquet"
@@ -90,11 +157,27 @@ def test_feedback_then_retrain_moves_the_pattern_down(registry: Path, shared_dat
 def test_evaluate_prints_the_table(shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = shared_data / "stratosphere-zeek-labeled" / "001-zeek-scenario-malicious"
     out = tmp_path / "eval.json"
-    status = main(["evaluate", "threat", "--data", str(data), "--fraction", "0.05", "--seeds", "1",
-                   "--methods", "spot,mlscale", "--json", str(out), *FAST])
+    status = main(
+        [
+            "evaluate",
+            "threat",
+            "--data",
+            str(data),
+            "--fraction",
+            "0.05",
+            "--seeds",
+            "1",
+            "--methods",
+            "spot,mlscale",
+            "--json",
+            str(out),
+            *FAST,
+        ]
+    )
     assert status == 0
     text = capsys.readouterr().out
-    assert "| seeded 5% | mlscale | 1 |" in text and "| capture | spot | 1 |" in text
+    assert "| seeded 5% | mlscale | 1 |" in text
+    assert "| capture | spot | 1 |" in text
     report = json.loads(out.read_text())
     assert {r["method"] for r in report["rows"]} == {"spot", "mlscale"}
 
@@ -120,12 +203,29 @@ def test_user_mistakes_are_one_clear_line(
 ) -> None:
     assert main([*argv, *(["--registry", str(registry)] if argv[0] != "threat" or argv[1] != "ingest" else [])]) != 0
     err = capsys.readouterr().err
-    assert message in err and "Traceback" not in err
+    assert message in err
+    assert "Traceback" not in err
 
 
-def test_score_refuses_an_unknown_output_format(registry: Path, shared_data: Path, tmp_path: Path,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_score_refuses_an_unknown_output_format(
+    registry: Path, shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     data = shared_data / "slips-samples" / "test18-ctu-sme-11" / "conn.log.labeled"
-    assert main(["threat", "score", "--model", "c001", "--data", str(data), "--out", str(tmp_path / "o.xlsx"),
-                 "--registry", str(registry)]) != 0
+    assert (
+        main(
+            [
+                "threat",
+                "score",
+                "--model",
+                "c001",
+                "--data",
+                str(data),
+                "--out",
+                str(tmp_path / "o.xlsx"),
+                "--registry",
+                str(registry),
+            ]
+        )
+        != 0
+    )
     assert "expected a name ending in .parquet, .csv" in capsys.readouterr().err

@@ -38,7 +38,9 @@ def test_nfdump_csv_drops_the_summary_trailer(slips: Path) -> None:
         "147.32.82.62",
         902,
     )
-    assert first["proto"] == "tcp" and first["src_bytes"] == 60 and first["src_pkts"] == 1
+    assert first["proto"] == "tcp"
+    assert first["src_bytes"] == 60
+    assert first["src_pkts"] == 1
     assert table.column("label").null_count == table.num_rows
 
 
@@ -66,8 +68,10 @@ def test_zeek_conn_tsv_keeps_uid_and_labels_apart(strato: Path) -> None:
     assert table.column("line").to_pylist()[0] == 9  # after the 8 header lines
     first = table.slice(0, 1).to_pylist()[0]
     assert first["flow_id"] == "CHLXQF2OBY4onAR0Ug"
-    assert first["src_bytes"] == 1016 and first["dst_bytes"] == 1226  # IP bytes, headers included
-    assert first["state"] == "SF" and first["service"] == "ssl"
+    assert first["src_bytes"] == 1016
+    assert first["dst_bytes"] == 1226
+    assert first["state"] == "SF"
+    assert first["service"] == "ssl"
     labels = pc.value_counts(table.column("label")).to_pylist()
     assert {d["values"]: d["counts"] for d in labels} == {"Benign": 1402, "Malicious": 4201, "Background": 60}
 
@@ -88,7 +92,8 @@ def test_argus_binetflow(slips: Path) -> None:
     first = table.slice(0, 1).to_pylist()[0]
     # TotBytes 142, SrcBytes 63; TotPkts 2, SrcPkts 1
     assert (first["src_bytes"], first["dst_bytes"], first["src_pkts"], first["dst_pkts"]) == (63, 79, 1, 1)
-    assert first["state"] == "CON" and first["proto"] == "udp"
+    assert first["state"] == "CON"
+    assert first["proto"] == "udp"
     assert set(table.column("proto").to_pylist()) == {"tcp", "udp", "icmp", "igmp"}
 
 
@@ -116,13 +121,16 @@ def test_tshark_fields_csv(tmp_path: Path) -> None:
     assert (src.format, src.kind) == ("tshark-dns", "dns")
     rows = table.to_pylist()
     assert [r["client_ip"] for r in rows] == ["10.0.0.5", "10.0.0.5"]  # responses go to the client
-    assert rows[0]["query"] == "example.com" and rows[0]["frame_len"] == 120 and rows[1]["rcode"] == 3
+    assert rows[0]["query"] == "example.com"
+    assert rows[0]["frame_len"] == 120
+    assert rows[1]["rcode"] == 3
     assert rows[0]["line"] == 2
 
 
 def test_ingest_folder_to_parquet_and_back(slips: Path, tmp_path: Path) -> None:
     report = ingest(slips / "test18-ctu-sme-11", tmp_path / "out")
-    assert report.flows == 766 and report.dns == 22
+    assert report.flows == 766
+    assert report.dns == 22
     assert report.labelled == 766 + 22
     part = tmp_path / "out" / "flows" / "part-00000.parquet"
     assert pq.read_schema(part).equals(FLOW_SCHEMA, check_metadata=False)
@@ -141,7 +149,8 @@ def test_gzip_logs_are_read(strato: Path, tmp_path: Path) -> None:
 
 def test_streaming_batches(strato: Path) -> None:
     batches = list(iter_flows(strato / "011-zeek-mixed" / "data" / "conn.log.labeled", batch_rows=1000))
-    assert len(batches) == 10 and max(b.num_rows for b in batches) == 1000
+    assert len(batches) == 10
+    assert max(b.num_rows for b in batches) == 1000
     lines = np.concatenate([b.column("line").to_numpy() for b in batches])
     assert (np.diff(lines) == 1).all()
 
@@ -151,12 +160,16 @@ def test_streaming_batches(strato: Path) -> None:
 
 def test_bad_ip_names_file_and_line(tmp_path: Path) -> None:
     path = tmp_path / "conn.log"
-    path.write_text(ZEEK_HEADER + "1.0\tC1\t10.0.0.1\t5000\t10.0.0.2\t80\ttcp\t1\t2\n"
-                    "2.0\tC2\t10.0.0.1\t5001\t999.1.2.3\t80\ttcp\t1\t2\n")
+    path.write_text(
+        ZEEK_HEADER + "1.0\tC1\t10.0.0.1\t5000\t10.0.0.2\t80\ttcp\t1\t2\n"
+        "2.0\tC2\t10.0.0.1\t5001\t999.1.2.3\t80\ttcp\t1\t2\n"
+    )
     with pytest.raises(DataFormatError) as err:
         read_flows(path)
-    assert err.value.line == 9 and err.value.path == str(path)  # 7 header lines, 2nd record
-    assert "'999.1.2.3'" in str(err.value) and "destination address" in str(err.value)
+    assert err.value.line == 9
+    assert err.value.path == str(path)
+    assert "'999.1.2.3'" in str(err.value)
+    assert "destination address" in str(err.value)
 
 
 def test_missing_zeek_fields_are_named(tmp_path: Path) -> None:
@@ -175,7 +188,8 @@ def test_wrong_header_is_refused(tmp_path: Path) -> None:
     path.write_text("src,dst,port\n10.0.0.1,10.0.0.2,80\n")
     with pytest.raises(DataFormatError, match="cannot tell the format") as err:
         detect_format(path)
-    assert err.value.line == 1 and "nfdump" in str(err.value)
+    assert err.value.line == 1
+    assert "nfdump" in str(err.value)
 
 
 def test_nfdump_bad_row_and_range_errors(tmp_path: Path) -> None:
@@ -220,10 +234,24 @@ def test_folder_without_logs_and_wrong_kind(tmp_path: Path, strato: Path) -> Non
 
 def test_json_zeek_with_a_bad_address(tmp_path: Path) -> None:
     rows = [
-        {"ts": 1.0, "uid": "C1", "id.orig_h": "10.0.0.1", "id.orig_p": 1, "id.resp_h": "10.0.0.2",
-         "id.resp_p": 2, "proto": "tcp"},
-        {"ts": 2.0, "uid": "C2", "id.orig_h": "not-an-ip", "id.orig_p": 1, "id.resp_h": "10.0.0.2",
-         "id.resp_p": 2, "proto": "tcp"},
+        {
+            "ts": 1.0,
+            "uid": "C1",
+            "id.orig_h": "10.0.0.1",
+            "id.orig_p": 1,
+            "id.resp_h": "10.0.0.2",
+            "id.resp_p": 2,
+            "proto": "tcp",
+        },
+        {
+            "ts": 2.0,
+            "uid": "C2",
+            "id.orig_h": "not-an-ip",
+            "id.orig_p": 1,
+            "id.resp_h": "10.0.0.2",
+            "id.resp_p": 2,
+            "proto": "tcp",
+        },
     ]
     path = tmp_path / "conn.json"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))

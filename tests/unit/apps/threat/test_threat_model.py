@@ -22,7 +22,8 @@ def test_corpus_counts_both_sides_with_weights() -> None:
     b.add(pa.array(["a", "b", "a", "c"]), np.array([5, 5, 6, 5]))
     b.add(pa.array(["c", "a"]), np.array([7, 5]), weight=np.array([10.0, 1.0]))
     c = b.build()
-    assert c.ips.to_pylist() == ["a", "b", "c"] and c.vocab.tolist() == [5, 6, 7]
+    assert c.ips.to_pylist() == ["a", "b", "c"]
+    assert c.vocab.tolist() == [5, 6, 7]
     assert c.counts.toarray().tolist() == [[2, 1, 0], [1, 0, 0], [1, 0, 10]]
     with pytest.raises(DataError, match="empty"):
         CorpusBuilder().build()
@@ -38,9 +39,11 @@ def test_online_lda_recovers_planted_topics() -> None:
     counts = sp.csr_matrix(np.array(rows, dtype=np.float64))
     lda = OnlineLDA(topics=2, passes=5, batch_size=64, seed=0).fit(counts)
     theta = lda.doc_topic_
-    assert theta.shape == (200, 2) and np.allclose(theta.sum(axis=1), 1.0, atol=1e-5)
+    assert theta.shape == (200, 2)
+    assert np.allclose(theta.sum(axis=1), 1.0, atol=1e-5)
     dominant = theta.argmax(axis=1)
-    assert (dominant[::2] == dominant[0]).all() and (dominant[1::2] != dominant[0]).all()
+    assert (dominant[::2] == dominant[0]).all()
+    assert (dominant[1::2] != dominant[0]).all()
     beta = lda.topic_word_
     assert np.allclose(beta.sum(axis=1), 1.0, atol=1e-5)
     assert beta[dominant[0], :10].sum() > 0.95
@@ -91,10 +94,12 @@ def test_unseen_ips_and_words(detector001: ThreatDetector, capture001: pa.Table)
     flows[1]["proto"] = "gre"
     table = pa.Table.from_pylist(flows, schema=capture001.schema)
     s = detector001.score(table)
-    assert not s.src_known[0] and s.dst_known[0]
+    assert not s.src_known[0]
+    assert s.dst_known[0]
     # An unseen IP falls back to how common its word is in the whole network.
     w = detector001.word_index(s.src_word[:1])[0]
-    assert w >= 0 and s.src_prob[0] == pytest.approx(detector001.word_prob_[w])
+    assert w >= 0
+    assert s.src_prob[0] == pytest.approx(detector001.word_prob_[w])
     # An unseen word scores below every seen word.
     assert detector001.word_index(s.src_word[1:2])[0] == -1
     floor = detector001.prior_strength * detector001.unseen_word_prob_
@@ -133,11 +138,19 @@ def test_artifact_refuses_other_apps_and_bad_shapes(detector001: ThreatDetector,
     with pytest.raises(ArtifactError, match="not a threat model"):
         from_artifact(store.load("recommend/x"))
     store.publish(
-        "threat", "bad",
-        arrays={"vocab": np.zeros(3, np.int64), "topic_word": np.zeros((2, 4), np.float32),
-                "word_counts": np.zeros(3), "ip_topic": np.zeros((1, 2), np.float32), "ip_words": np.zeros(1)},
+        "threat",
+        "bad",
+        arrays={
+            "vocab": np.zeros(3, np.int64),
+            "topic_word": np.zeros((2, 4), np.float32),
+            "word_counts": np.zeros(3),
+            "ip_topic": np.zeros((1, 2), np.float32),
+            "ip_words": np.zeros(1),
+        },
         tables={"ips": pa.table({"ip": ["10.0.0.1"]})},
-        params=detector001.get_params(), engine="local", data_fingerprint="f",
+        params=detector001.get_params(),
+        engine="local",
+        data_fingerprint="f",
     )
     with pytest.raises(ArtifactError, match="shapes disagree"):
         from_artifact(store.load("threat/bad"))

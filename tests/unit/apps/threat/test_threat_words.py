@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from mlscale.apps.threat import FLOW_SCHEMA, DNS_SCHEMA, dns_words, flow_words
+from mlscale.apps.threat import DNS_SCHEMA, FLOW_SCHEMA, dns_words, flow_words
 from mlscale.apps.threat.words import (
     char_entropy,
     describe_dns_words,
@@ -23,9 +23,25 @@ HOUR_US = 3600 * 10**6
 
 
 def _flows(*rows: dict[str, Any]) -> pa.Table:
-    base = {"line": 1, "flow_id": None, "ts": 0, "src_ip": "10.0.0.1", "src_port": 50000, "dst_ip": "10.0.0.2",
-            "dst_port": 443, "proto": "tcp", "service": None, "duration": 0.0, "src_bytes": 0, "dst_bytes": 0,
-            "src_pkts": 0, "dst_pkts": 0, "state": None, "label": None, "detailed_label": None}
+    base = {
+        "line": 1,
+        "flow_id": None,
+        "ts": 0,
+        "src_ip": "10.0.0.1",
+        "src_port": 50000,
+        "dst_ip": "10.0.0.2",
+        "dst_port": 443,
+        "proto": "tcp",
+        "service": None,
+        "duration": 0.0,
+        "src_bytes": 0,
+        "dst_bytes": 0,
+        "src_pkts": 0,
+        "dst_pkts": 0,
+        "state": None,
+        "label": None,
+        "detailed_label": None,
+    }
     return pa.Table.from_pylist([{**base, **r} for r in rows], schema=FLOW_SCHEMA)
 
 
@@ -70,7 +86,8 @@ def test_mlscale_words_keep_registered_service_ports() -> None:
 def test_codes_are_distinct_per_token_and_deterministic() -> None:
     t = _flows(*({"dst_port": p, "src_bytes": b} for p in (80, 443, 8080) for b in (0, 100, 10**6)))
     w1, w2 = flow_words(t), flow_words(t)
-    assert np.array_equal(w1.src, w2.src) and np.unique(w1.src).size == 9
+    assert np.array_equal(w1.src, w2.src)
+    assert np.unique(w1.src).size == 9
     assert np.unique(np.concatenate([w1.src, w1.dst])).size == 18  # client and server words differ
 
 
@@ -95,8 +112,15 @@ def test_dns_words() -> None:
         {"query": "mail.ueab.ac.ke", "qtype": 15, "rcode": 0, "frame_len": 120},
         {"query": "printer.corp.example", "qtype": 1, "rcode": 0, "frame_len": 70},
     ]
-    base = {"line": 1, "flow_id": None, "ts": 0, "client_ip": "10.0.0.1", "server_ip": "8.8.8.8",
-            "label": None, "detailed_label": None}
+    base = {
+        "line": 1,
+        "flow_id": None,
+        "ts": 0,
+        "client_ip": "10.0.0.1",
+        "server_ip": "8.8.8.8",
+        "label": None,
+        "detailed_label": None,
+    }
     table = pa.Table.from_pylist([{**base, **r} for r in rows], schema=DNS_SCHEMA)
     words = describe_dns_words(dns_words(table, top_domains=["google.com"], user_domains=["corp.example"]))
     # top class, frame bin, subdomain length bin, entropy bin, periods, qtype, rcode
