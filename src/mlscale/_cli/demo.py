@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
 import tempfile
+import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +22,11 @@ __all__ = ["add_parser"]
 def add_parser(sub: Any) -> None:
     p = sub.add_parser(
         "demo",
-        help="run the main job end to end on MovieLens-100k",
+        help="run the main job end to end on MovieLens-100k (ingest, train, evaluate, serve, load-test)",
         description="Verify and ingest MovieLens-100k from the data directory, train and evaluate the "
         "recommender on the local engine against popularity, publish it to the registry, promote it to "
-        "production and ask it for recommendations (a known user and a cold one).",
+        "production, ask it for recommendations (a known user and a cold one), then serve it over HTTP and "
+        "put a short open-loop load test on it.",
     )
     p.add_argument("--work-dir", type=Path, default=None, help="where to write outputs (default: a temp folder)")
     _common.add_data_dir_arg(p)
@@ -74,10 +82,80 @@ def _demo(args: argparse.Namespace) -> int:
         ),
         ("the registry", ["models", "list", *reg]),
     ]
+    total = len(steps) + 1
     for n, (title, argv) in enumerate(steps, 1):
-        print(f"\n== {n}/{len(steps)} {title}\n$ mlscale {' '.join(argv)}", flush=True)
+        print(f"\n== {n}/{total} {title}\n$ mlscale {' '.join(argv)}", flush=True)
         status = main(argv)
         if status != 0:
             return status
+    status = _serve_and_load(work, registry, _common.data_dir(args), total)
     print(f"\ndemo done; outputs in {work}")
-    return 0
+    return status
+
+
+def _serve_and_load(work: Path, registry: Path, data_dir: Path, n: int) -> int:
+    """Serve the model on a free loopback port and put a short open-loop load test on it."""
+    from mlscale.cli import main
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    serve = [
+        sys.executable,
+        "-m",
+        "mlscale.cli",
+        "serve",
+        "--model",
+        "movielens=recommend/movielens@production",
+        "--port",
+        str(port),
+        "--registry",
+        str(registry),
+    ]
+    print(f"\n== {n}/{n} serve it and load-test it for 5 s (recommend scenario, SLO p99 <= 50 ms)", flush=True)
+    print(f"$ mlscale serve --model movielens=recommend/movielens@production --port {port} &", flush=True)
+    log = (work / "serve.log").open("wb")
+    proc = subprocess.Popen(serve, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/readyz", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                print(f"the server did not start; see {work / 'serve.log'}", file=sys.stderr)
+                return 1
+            time.sleep(0.2)
+        argv = [
+            "loadtest",
+            url,
+            "--scenario",
+            "recommend",
+            "--data",
+            "movielens-100k",
+            "--data-dir",
+            str(data_dir),
+            "--rate",
+            "200",
+            "--duration",
+            "5",
+            "--processes",
+            "1",
+            "--report",
+            str(work / "loadtest"),
+        ]
+        print(f"$ mlscale {' '.join(argv)}", flush=True)
+        status = main(argv)
+        print(f"open the load test report: {work / 'loadtest' / 'report.html'}")
+        return status
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()

@@ -9,19 +9,25 @@ from mlscale.data.ingest import IngestSummary, MatrixBuilder, ingest_matrix, ing
 from mlscale.data.matrix import InteractionMatrix
 from mlscale.data.readers import BadRow, InteractionReader, TextFormat, interaction_schema, sniff_format
 from mlscale.data.sources import InteractionStream, open_interactions
+from mlscale.data.synthetic import InteractionProfile, default_profile, generate, write_csv, write_parquet
 
 __all__ = [
     "BadRow",
     "IngestSummary",
+    "InteractionProfile",
     "InteractionMatrix",
     "InteractionReader",
     "InteractionStream",
     "MatrixBuilder",
     "TextFormat",
+    "default_profile",
+    "generate",
     "ingest_matrix",
     "ingest_parquet",
     "interaction_schema",
     "open_interactions",
     "parse_size",
     "sniff_format",
+    "write_csv",
+    "write_parquet",
 ]
