@@ -14,8 +14,8 @@ from mlscale.data.synthetic import InteractionProfile, default_profile, generate
 __all__ = [
     "BadRow",
     "IngestSummary",
-    "InteractionProfile",
     "InteractionMatrix",
+    "InteractionProfile",
     "InteractionReader",
     "InteractionStream",
     "MatrixBuilder",
