@@ -36,8 +36,22 @@ def trained(
     if engine == "spark":
         request.getfixturevalue("spark_engine")
     registry = tmp_path_factory.mktemp(f"registry-{engine}")
-    argv = ["train", "threat", "--data", str(mixture), "--name", "mix", "--engine", engine,
-            "--topics", "10", "--passes", "3", "--registry", str(registry)]
+    argv = [
+        "train",
+        "threat",
+        "--data",
+        str(mixture),
+        "--name",
+        "mix",
+        "--engine",
+        engine,
+        "--topics",
+        "10",
+        "--passes",
+        "3",
+        "--registry",
+        str(registry),
+    ]
     if engine == "spark":
         argv += ["--spark-master", "local[2]"]
     assert main(argv) == 0
@@ -48,7 +62,13 @@ def test_same_artifact_format(trained: tuple[str, Path, Manifest]) -> None:
     engine, registry, manifest = trained
     assert manifest.engine == engine
     assert {Path(f).name for f in manifest.files} >= {
-        "vocab.npy", "topic_word.npy", "word_counts.npy", "ip_topic.npy", "ip_words.npy", "ips.parquet", "words.parquet"
+        "vocab.npy",
+        "topic_word.npy",
+        "word_counts.npy",
+        "ip_topic.npy",
+        "ip_words.npy",
+        "ips.parquet",
+        "words.parquet",
     }
     loaded = open_store(registry).load(manifest.ref)
     topic_word = loaded.arrays["topic_word"]

@@ -137,7 +137,7 @@ def test_nginx_static_knee_is_above_the_mlscale_server_knee(
         "processes": 1,
         "knee_factor": 2,
         "knee_max_rate": 16_000,
-        "knee_refine": 1,
+        "knee_refine": 2,
     }
     scenario = get_application("recommend").scenario({}, data="movielens-100k", data_dir=shared_data, model="ml")
     ours = run_loadtest(mlscale_server, scenario, spec, slo, **knee_args)

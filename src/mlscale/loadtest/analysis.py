@@ -94,8 +94,10 @@ def judge(step: StepResult, slo: Slo) -> Verdict:
             reasons.append(f"p{p:g} {got:.1f} ms > {limit:g} ms")
     if step.error_rate > slo.max_error_rate:
         reasons.append(f"errors {step.error_rate:.2%} > {slo.max_error_rate:.2%}")
-    if not step.spec.closed_loop and step.achieved_rate < 0.9 * step.offered_rate:
-        reasons.append(f"answered {step.achieved_rate:,.0f}/s of {step.offered_rate:,.0f}/s offered")
+    if step.sent and step.completed < 0.99 * step.sent:
+        # Poisson arrivals make the sent count vary around rate x duration; what matters is that
+        # the server answered what was sent (timeouts and resets are also counted as errors).
+        reasons.append(f"answered {step.completed:,} of {step.sent:,} requests sent")
     return Verdict(passed=not reasons, reasons=tuple(reasons), generator_bound=step.generator_saturated)
 
 

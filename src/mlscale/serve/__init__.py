@@ -155,7 +155,11 @@ def serve(
         env["MLSCALE_API_TOKEN"] = token
     sock = bind_socket(config.host, config.port, config.backlog)
     supervisor = Supervisor(config, sock, env=env)
-    supervisor.start()
-    if on_ready is not None:
-        on_ready(supervisor)
+    try:
+        supervisor.start()
+        if on_ready is not None:
+            on_ready(supervisor)
+    except BaseException:  # an interrupted start must not leave workers behind
+        supervisor.stop()
+        raise
     return supervisor.run()

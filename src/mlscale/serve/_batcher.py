@@ -6,7 +6,11 @@ Requests to one (model, action) join a bounded queue; a flush takes up to
 event loop, so a lone request waits only microseconds, while under load the
 requests that arrive while one batch computes form the next batch by
 themselves. A positive ``max_wait`` holds a small queue up to that long to
-build larger batches.
+build larger batches. Short batches (expected to take up to ``offload_after``
+seconds, by the measured cost per row) run on the event loop itself, the
+cheapest place; longer ones run in a thread of their own, so that the loop keeps reading requests,
+refusing the excess at once and answering health checks while they compute.
+One batch per (model, action) computes at a time.
 
 Admission is decided when a request arrives, never later: if the queue is full,
 or the estimated wait (queued rows times the measured cost per row) would
@@ -23,6 +27,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from mlscale.errors import MlscaleError
@@ -84,6 +89,7 @@ class Batcher:
         max_batch: int = 256,
         max_wait: float = 0.0,
         max_queue: int = 2048,
+        offload_after: float = 0.002,
         stats: BatchStats | None = None,
     ) -> None:
         if max_batch < 1 or max_queue < 1 or max_wait < 0:
@@ -101,6 +107,9 @@ class Batcher:
         self.per_batch = 1e-4
         self.per_row = 2e-5
         self.calls = 0
+        self.offload_after = offload_after
+        self._busy = False
+        self._pool: ThreadPoolExecutor | None = None
 
     @property
     def depth(self) -> int:
@@ -175,26 +184,53 @@ class Batcher:
     def _flush(self) -> None:
         self._scheduled = False
         self._timer = None
+        if self._busy:
+            return  # the batch computing in the thread schedules the next flush when it is done
         start = time.monotonic()
         batch = self._take(start)
         if batch:
             for entry in batch:
                 self.stats.queued(start - entry.since)
-            self._run(batch, start)
-        if self._queue:
+            rows = sum(e.cost for e in batch)
+            if self.per_batch + rows * self.per_row > self.offload_after:
+                # A big batch computes in a thread, so that the loop keeps reading, refusing and answering.
+                self._busy = True
+                requests = [e.request for e in batch]
+                future = asyncio.get_running_loop().run_in_executor(self._executor(), self._compute, requests)
+                future.add_done_callback(lambda f: self._done(batch, rows, start, f))
+                return
+            self._finish(batch, rows, start, self._compute([e.request for e in batch]))
+        self._again()
+
+    def _again(self) -> None:
+        if self._queue and not self._scheduled:
             # Let the loop read and write once before the next batch: new arrivals join it.
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
 
-    def _run(self, batch: list[_Entry], start: float) -> None:
-        rows = sum(e.cost for e in batch)
+    def _executor(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlscale-batch")
+        return self._pool
+
+    def _compute(self, requests: list[Any]) -> Sequence[Any]:
         try:
-            results: Sequence[Any] = self.run([e.request for e in batch])
-            if len(results) != len(batch):
-                raise RuntimeError(f"the predictor returned {len(results)} results for {len(batch)} requests")
+            results: Sequence[Any] = self.run(requests)
+            if len(results) != len(requests):
+                raise RuntimeError(f"the predictor returned {len(results)} results for {len(requests)} requests")
         except Exception as exc:
-            log.exception("a batch of %d requests failed", len(batch))
-            results = [exc] * len(batch)
+            log.exception("a batch of %d requests failed", len(requests))
+            results = [exc] * len(requests)
+        return results
+
+    def _done(self, batch: list[_Entry], rows: int, start: float, future: asyncio.Future[Sequence[Any]]) -> None:
+        self._busy = False
+        exc = future.exception()
+        results: Sequence[Any] = [exc] * len(batch) if exc is not None else future.result()
+        self._finish(batch, rows, start, results)
+        self._again()
+
+    def _finish(self, batch: list[_Entry], rows: int, start: float, results: Sequence[Any]) -> None:
         took = time.monotonic() - start
         self.calls += 1
         self._learn(len(batch), rows, took)
@@ -212,6 +248,12 @@ class Batcher:
         else:
             per_row = max(0.0, took - self.per_batch) / rows
             self.per_row += 0.1 * (per_row - self.per_row)
+
+    def close(self) -> None:
+        """Release the batch thread (after the last batch)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+            self._pool = None
 
     def fail_all(self, error: BaseException) -> None:
         """Answer every queued request with ``error`` (shutdown)."""

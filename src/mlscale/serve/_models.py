@@ -211,7 +211,7 @@ class Watcher(threading.Thread):
                 slot.live.manifest.version,
                 exc,
             )
-            if self.on_swap is not None:
+            if self.on_swap is not None and not self.loop.is_closed():
                 self.loop.call_soon_threadsafe(self.on_swap, slot, None, exc)
             return False
         done = threading.Event()
@@ -222,7 +222,10 @@ class Watcher(threading.Thread):
                 self.on_swap(slot, live, None)
             done.set()
 
-        self.loop.call_soon_threadsafe(swap)
+        try:
+            self.loop.call_soon_threadsafe(swap)
+        except RuntimeError:  # the loop closed while loading: the worker is shutting down
+            return False
         done.wait(5.0)
         return True
 

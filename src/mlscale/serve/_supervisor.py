@@ -190,7 +190,8 @@ class Supervisor:
             self.restarts.inc()
             if delay:
                 time.sleep(delay)
-            self._spawn(index)
+            if not self.stopping:
+                self._spawn(index)
 
     def stop(self) -> None:
         """SIGTERM every worker, wait up to the grace period, then SIGKILL what is left."""

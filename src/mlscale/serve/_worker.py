@@ -88,10 +88,14 @@ async def _serve(config: ServeConfig, app: ServingApp, sock: socket.socket, stat
     app.draining = True
     server.stop_accepting()
     watcher.stop()
+    await asyncio.sleep(0.05)  # let the loop read what clients had already sent: it is in flight too
     deadline = time.monotonic() + config.grace
     while server.in_flight() and time.monotonic() < deadline:
         await asyncio.sleep(0.02)
     server.close()
+    for slot in app.slots.values():
+        for batcher in slot.batchers.values():
+            batcher.close()
     return 0
 
 

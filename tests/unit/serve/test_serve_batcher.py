@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -174,3 +175,38 @@ def test_full_batch_does_not_wait_for_the_timer() -> None:
 def test_bad_settings() -> None:
     with pytest.raises(ValueError, match="max_batch"):
         Batcher(Recorder(), max_batch=0)
+
+
+def test_big_batches_compute_in_a_thread_while_the_loop_refuses_the_excess() -> None:
+    threads: list[str] = []
+
+    def slow(batch: Sequence[int]) -> list[int]:
+        threads.append(threading.current_thread().name)
+        time.sleep(0.2)
+        return [x * 10 for x in batch]
+
+    async def go() -> tuple[list[Any], float]:
+        b = Batcher(slow, max_queue=150, offload_after=0.001)  # 100 rows: 2 ms expected
+        loop = asyncio.get_running_loop()
+        big = loop.create_future()
+        b.submit(1, 100, time.monotonic() + 5, big.set_result)
+        await asyncio.sleep(0.05)  # the big batch is computing in its thread now
+        queued = loop.create_future()
+        b.submit(2, 100, time.monotonic() + 5, queued.set_result)  # waits for its turn
+        start = time.monotonic()
+        with pytest.raises(OverloadedError):
+            b.submit(3, 100, time.monotonic() + 5, lambda r: None)  # refused while the other computes
+        refused_in = time.monotonic() - start
+        small = loop.create_future()
+        out = [await big, await queued]
+        b.submit(4, 1, time.monotonic() + 5, small.set_result)
+        out.append(await small)
+        b.close()
+        return out, refused_in
+
+    out, refused_in = _run(go())
+    assert out == [10, 20, 40]
+    assert refused_in < 0.05
+    assert threads[0].startswith("mlscale-batch")
+    assert threads[1].startswith("mlscale-batch")
+    assert threads[2] == threading.main_thread().name  # one row: on the loop

@@ -380,11 +380,12 @@ class ThreatApp(Application):
         start = time.perf_counter()
         with get_engine(args.engine, **_engine_options(args)) as engine:
             if args.engine == "spark":
-                from mlscale.apps.threat import train_spark
+                from mlscale.apps.threat.train_spark import fit_spark
                 from mlscale.engines.spark import SparkEngine
 
-                assert isinstance(engine, SparkEngine)
-                detector = train_spark.fit_spark(
+                if not isinstance(engine, SparkEngine):  # pragma: no cover - get_engine's contract
+                    raise TypeError(engine)
+                detector = fit_spark(
                     engine,
                     sources,
                     detector,

@@ -761,7 +761,11 @@ def _tshark_batch(b: pa.RecordBatch, lines: np.ndarray, where: str) -> pa.Record
 
 def _iter_parquet(path: Path, batch_rows: int, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
     dataset = pads.dataset(str(path), format="parquet")
-    for batch in dataset.to_batches(columns=schema.names, batch_size=batch_rows):
+    # Read ahead one batch of one file at a time: memory stays one batch, as for the text formats.
+    batches = dataset.to_batches(
+        columns=schema.names, batch_size=batch_rows, batch_readahead=1, fragment_readahead=1
+    )
+    for batch in batches:
         yield pa.RecordBatch.from_arrays([batch.column(i).cast(f.type) for i, f in enumerate(schema)], schema=schema)
 
 

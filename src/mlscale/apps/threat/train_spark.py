@@ -114,6 +114,7 @@ def fit_spark(
     """Fit ``detector`` (its parameters) with Spark ML's LDA; returns it fitted, as a local fit would."""
     from pyspark.ml.clustering import LDA
     from pyspark.ml.linalg import SparseVector, VectorUDT
+    from pyspark.sql.functions import udf
 
     detector._check()
     f = _fn()
@@ -130,8 +131,9 @@ def fit_spark(
                     spark_words(engine, extra, detector).withColumn("weight", f.col("weight") * float(dup_factor))
                 )
             pairs = words.groupBy("ip", "word").agg(f.sum("weight").alias("count")).cache()
-            vocab = pairs.select("word").distinct().orderBy("word")
-            vocab_codes = _to_arrow(vocab).column("word").to_numpy().astype(np.int64)
+            vocab = _to_arrow(pairs.groupBy("word").agg(f.sum("count").alias("n")).orderBy("word"))
+            vocab_codes = vocab.column("word").to_numpy().astype(np.int64)
+            word_counts = np.asarray(vocab.column("n").to_numpy(), np.float64)
             if vocab_codes.size == 0:
                 raise DataError("no records to learn from: the corpus is empty")
             index = spark.createDataFrame(
@@ -139,16 +141,18 @@ def fit_spark(
             )
             n_words = int(vocab_codes.size)
 
-            def to_vector(idx: list[int], counts: list[float]) -> Any:
-                order = np.argsort(idx)
-                return SparseVector(n_words, np.asarray(idx)[order].tolist(), np.asarray(counts)[order].tolist())
-
+            # A lambda: PySpark reads a def's type hints as a request for a pandas UDF.
+            to_vector = udf(lambda idx, counts: _sparse(SparseVector, n_words, idx, counts), VectorUDT())
             docs = (
                 pairs.join(f.broadcast(index), "word")
                 .groupBy("ip")
-                .agg(f.collect_list("widx").alias("idx"), f.collect_list("count").alias("counts"))
-                .withColumn("features", f.udf(to_vector, VectorUDT())("idx", "counts"))
-                .select("ip", "features")
+                .agg(
+                    f.collect_list("widx").alias("idx"),
+                    f.collect_list("count").alias("counts"),
+                    f.sum("count").alias("n"),
+                )
+                .withColumn("features", to_vector("idx", "counts"))
+                .select("ip", "n", "features")
                 .cache()
             )
         with spark_errors("fitting Spark ML LDA"):
@@ -170,12 +174,9 @@ def fit_spark(
             )
             model = lda.fit(docs)
             topics = model.topicsMatrix().toArray()  # V x K (online: the variational lambda)
-            doc_topics = model.transform(docs).select("ip", "topicDistribution")
             doc_table = _to_arrow(
-                doc_topics.select("ip", _vector_to_array("topicDistribution").alias("theta"))
+                model.transform(docs).select("ip", "n", _vector_to_array("topicDistribution").alias("theta"))
             )
-            totals = _to_arrow(pairs.groupBy("ip").agg(f.sum("count").alias("n")))
-            word_totals = _to_arrow(pairs.groupBy("word").agg(f.sum("count").alias("n")))
         pairs.unpersist()
         docs.unpersist()
     finally:
@@ -185,10 +186,7 @@ def fit_spark(
         doc_table.column("theta").combine_chunks().flatten().to_numpy(zero_copy_only=False), np.float64
     ).reshape(len(ips), detector.topics)
     theta = theta / np.maximum(theta.sum(axis=1, keepdims=True), 1e-300)
-    n_by_ip = dict(zip(totals.column("ip").to_pylist(), totals.column("n").to_pylist(), strict=True))
-    ip_words = np.array([n_by_ip[ip] for ip in ips.to_pylist()], np.float64)
-    n_by_word = dict(zip(word_totals.column("word").to_pylist(), word_totals.column("n").to_pylist(), strict=True))
-    word_counts = np.array([n_by_word[int(w)] for w in vocab_codes], np.float64)
+    ip_words = np.asarray(doc_table.column("n").to_numpy(), np.float64)
     components = np.asarray(topics, np.float64).T  # K x V
     topic_word = components / components.sum(axis=1, keepdims=True)
     detector._set_state(
@@ -201,6 +199,11 @@ def fit_spark(
     )
     detector.components_ = components.astype(np.float32)
     return detector
+
+
+def _sparse(vector: Any, size: int, idx: list[int], counts: list[float]) -> Any:
+    order = np.argsort(idx)
+    return vector(size, np.asarray(idx)[order].tolist(), np.asarray(counts, np.float64)[order].tolist())
 
 
 def _vector_to_array(column: str) -> Any:
