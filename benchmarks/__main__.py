@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from benchmarks import ingest, loadtest, serve, train
+from benchmarks import ingest, loadtest, serve, spark, train
 
 __all__ = ["main"]
 
@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_parser(sub)
     serve.add_parser(sub)
     loadtest.add_parser(sub)
+    spark.add_parser(sub)
     return parser
 
 

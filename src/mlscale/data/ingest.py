@@ -219,6 +219,8 @@ class MatrixBuilder:
                 raise ValueError("indices beyond the given id maps")
             if nnz == 0:
                 raise DataError("no interactions to build a matrix from")
+            # Arrow keeps freed parse buffers for reuse; hand them back before the big allocation.
+            pa.default_memory_pool().release_unused()
             counts = np.zeros(n_users, dtype=np.int64)
             counts[: min(n_users, self._counts.size)] = self._counts[:n_users]
             idx_type = np.int32 if nnz < 2**31 else np.int64

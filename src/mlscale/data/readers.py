@@ -67,8 +67,9 @@ IdType = Literal["auto", "int", "str"]
 OnError = Literal["raise", "skip"]
 
 # Block size of whole lines handed to the Arrow parser. Large enough for the
-# parser's threads to pay off, small enough that several fit in any budget.
-DEFAULT_BLOCK_BYTES = 16 << 20
+# parser's threads to pay off; parsing holds about 12x the block, so larger
+# blocks cost memory without measured speed (benchmarks/README.md).
+DEFAULT_BLOCK_BYTES = 4 << 20
 _MAX_EXAMPLES = 10
 _SEPARATORS = ("::", "\t", ",", ";", "|", " ")
 # Arrow's parser takes one byte as delimiter, so "::" is rewritten to this one

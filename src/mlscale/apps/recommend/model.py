@@ -95,7 +95,11 @@ def weight_matrix(csr: sp.csr_matrix, weighting: str, k1: float = 100.0, b: floa
     # implicit weights the rows of an item x user matrix; ours is user x item.
     by_item = csr.T.tocsr()
     weighted = bm25_weight(by_item, K1=k1, B=b) if weighting == "bm25" else tfidf_weight(by_item)
-    return sp.csr_matrix(weighted.T, dtype=np.float32)
+    del by_item
+    # implicit computes in float64; narrow the values first so no float64 CSR copy is ever made.
+    weighted.data = weighted.data.astype(np.float32)
+    out: sp.csr_matrix = weighted.T.tocsr()
+    return out
 
 
 class ImplicitRecommender:
