@@ -58,7 +58,7 @@ def local_candidate(params: dict[str, Any]) -> dict[str, Any]:
     from mlscale.data import ingest_matrix, open_interactions
 
     with stopwatch() as lap:
-        matrix = ingest_matrix(open_interactions(params["parquet"], Path(".")))
+        matrix = ingest_matrix(open_interactions(params["parquet"], Path()))
         model = ImplicitRecommender(factors=FACTORS, iterations=params["iterations"], threads=2).fit(matrix)
     return {"seconds": lap.seconds, "users": model.n_users, "items": model.n_items}
 
@@ -70,7 +70,7 @@ def spark_candidate(params: dict[str, Any]) -> dict[str, Any]:
     engine, startup = _session(params)
     try:
         with stopwatch() as lap:
-            staged = stage_data(engine, params["parquet"], Path("."))
+            staged = stage_data(engine, params["parquet"], Path())
             model = fit_spark(
                 engine,
                 staged.data,
