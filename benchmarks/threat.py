@@ -339,7 +339,7 @@ def report(rows: int, args: argparse.Namespace, summaries: dict[str, Summary]) -
                 runs_text(s),
                 fmt_num(m.get("cpu_seconds")),
                 fmt_num(m.get("flows_per_second_per_core"), 0) if "flows_per_second_per_core" in m else "-",
-                fmt_num(base / s.seconds if base and s.seconds and "train" in name else None, 2)
+                fmt_num(base / s.seconds if base and s.seconds else None, 2)
                 if "train" in name or name == "spark-plain-lda"
                 else "-",
                 fmt_num(s.peak_rss_mib, 0),
