@@ -113,7 +113,7 @@ def _batches(folder: str) -> Any:
     import pyarrow.dataset as pads
 
     return pads.dataset(folder, format="parquet").to_batches(
-        batch_size=1 << 20, batch_readahead=1, fragment_readahead=1
+        batch_size=1 << 18, batch_readahead=1, fragment_readahead=1
     )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 from functools import cache
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 
 from mlscale.apps.base import VERBS, Application
 from mlscale.errors import ConfigError
@@ -17,28 +17,32 @@ __all__ = ["VERBS", "Application", "application_names", "get_application"]
 
 
 @cache
-def _registry() -> dict[str, Application]:
-    found: dict[str, Application] = {}
-    for ep in entry_points(group="mlscale.apps"):
-        app = ep.load()
-        if not isinstance(app, Application):
-            raise ConfigError(f"entry point {ep.name!r} ({ep.value}) is not an mlscale Application")
-        found[ep.name] = app
-    return found
+def _entry_points() -> dict[str, EntryPoint]:
+    return {ep.name: ep for ep in entry_points(group="mlscale.apps")}
+
+
+@cache
+def _load(name: str) -> Application:
+    # Loaded one at a time: a server of one application need not import the others' libraries.
+    ep = _entry_points()[name]
+    app = ep.load()
+    if not isinstance(app, Application):
+        raise ConfigError(f"entry point {ep.name!r} ({ep.value}) is not an mlscale Application")
+    return app
 
 
 def application_names() -> list[str]:
-    """Names of the installed applications."""
-    return sorted(_registry())
+    """Names of the installed applications (nothing is imported)."""
+    return sorted(_entry_points())
 
 
 def get_application(name: str) -> Application:
     """The application called ``name``; an unknown name raises an error listing the known ones."""
-    apps = _registry()
-    if name not in apps:
-        close = difflib.get_close_matches(name, list(apps), n=1)
+    names = _entry_points()
+    if name not in names:
+        close = difflib.get_close_matches(name, list(names), n=1)
         raise ConfigError(
-            f"unknown application {name!r}; installed: {', '.join(sorted(apps)) or 'none'}",
+            f"unknown application {name!r}; installed: {', '.join(sorted(names)) or 'none'}",
             hint=f"did you mean {close[0]!r}?" if close else None,
         )
-    return apps[name]
+    return _load(name)

@@ -173,7 +173,8 @@ def popularity_topk(train: sp.csr_matrix, rows: npt.NDArray[np.int64], k: int) -
         num_threads=0,
     )
     ids = np.asarray(ids, np.int64)
-    ids[~np.isfinite(np.asarray(scores))] = -1
+    scores = np.asarray(scores)
+    ids[~np.isfinite(scores) | (scores <= -1e37)] = -1  # implicit marks filtered items with -finfo.max
     return ids
 
 

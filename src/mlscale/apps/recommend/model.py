@@ -45,6 +45,8 @@ __all__ = ["DEFAULT_REGULARIZATION", "MAX_K", "ImplicitRecommender", "Recommenda
 MAX_K = 10_000
 #: Defaults measured on MovieLens-100k and Last.fm (see the README's quality table).
 DEFAULT_REGULARIZATION: dict[str, float] = {"als": 1.0, "bpr": 0.01}
+# implicit's top-k gives filtered items the score -finfo(float32).max; anything this low is not a result.
+_FILTERED = np.float32(-1e37)
 ModelKind = Literal["als", "bpr"]
 Weighting = Literal["bm25", "tfidf", "none"]
 
@@ -445,7 +447,8 @@ class ImplicitRecommender:
         )
         ids = np.asarray(ids, dtype=np.int64)
         scores = np.asarray(scores, dtype=np.float32)
-        bad = (ids < 0) | ~np.isfinite(scores)
+        # implicit marks filtered-out candidates with -finfo.max, not -inf
+        bad = (ids < 0) | ~np.isfinite(scores) | (scores <= _FILTERED)
         if candidates is not None:
             ids = np.where(bad, -1, candidates[np.clip(ids, 0, candidates.size - 1)])
         ids[bad] = -1

@@ -227,7 +227,7 @@ def _topk_batches(item_factors: Any, k: int) -> Any:
             ids, scores = topk(items, query, min(k, items.shape[0]), filter_query_items=seen, num_threads=1)
             ids = np.asarray(ids, np.int32)
             scores = np.asarray(scores, np.float32)
-            ok = (ids >= 0) & np.isfinite(scores)
+            ok = (ids >= 0) & np.isfinite(scores) & (scores > -1e37)  # implicit: filtered = -finfo.max
             lens = ok.sum(axis=1)
             off = np.zeros(n + 1, np.int32)
             np.cumsum(lens, out=off[1:])

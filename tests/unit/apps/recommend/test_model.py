@@ -99,3 +99,14 @@ def test_bpr_trains_and_recommends(ml100k_matrix: InteractionMatrix) -> None:
     recs = model.recommend([1, 10**8], k=5, recent_items={10**8: [STAR_WARS]})
     assert recs.valid.all()
     assert recs.strategy.tolist() == ["model", "fold-in"]
+
+
+def test_k_beyond_the_unseen_items_returns_only_real_candidates(
+    ml100k_model: ImplicitRecommender, ml100k_matrix: InteractionMatrix
+) -> None:
+    row = ml100k_matrix.user_index([1])[0]
+    n_seen = ml100k_matrix.csr[row].nnz
+    recs = ml100k_model.recommend([1], k=ml100k_model.n_items)
+    assert int(recs.valid.sum()) == ml100k_model.n_items - n_seen
+    got = recs.items[0][recs.valid[0]]
+    assert not set(got.tolist()) & set(ml100k_matrix.item_ids[ml100k_matrix.csr[row].indices].tolist())
