@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from benchmarks import ingest, loadtest, serve, spark, train
+from benchmarks import ingest, loadtest, serve, spark, threat, train
 
 __all__ = ["main"]
 
@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_parser(sub)
     loadtest.add_parser(sub)
     spark.add_parser(sub)
+    threat.add_parser(sub)
     return parser
 
 

@@ -168,8 +168,8 @@ def stopwatch() -> Iterator[_Lap]:
 
 
 def emit(result: Mapping[str, Any]) -> None:
-    """Print a worker's result line (the parent reads the last one)."""
-    sys.stdout.write(MARKER + json.dumps(dict(result)) + "\n")
+    """Print a worker's result line (the parent reads the last one), with the worker's own peak RSS."""
+    sys.stdout.write(MARKER + json.dumps({**dict(result), "vm_hwm_kib": rss_peak_kib()}) + "\n")
     sys.stdout.flush()
 
 
@@ -255,7 +255,10 @@ def run_candidate(
     return Outcome(
         candidate=candidate,
         status=state,
-        peak_rss_kib=int(usage.ru_maxrss),
+        # Linux's exec records the forking parent's high-water mark into the child's ru_maxrss, so a big
+        # parent (a test run) inflates it; the child's own VmHWM is exact. ru_maxrss remains for a child
+        # that died before reporting (OOM-killed).
+        peak_rss_kib=int(metrics.get("vm_hwm_kib") or usage.ru_maxrss),
         process_seconds=elapsed,
         metrics=metrics,
         error=error,

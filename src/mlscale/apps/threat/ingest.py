@@ -54,7 +54,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from mlscale.apps.threat.schema import DNS_SCHEMA, FLOW_SCHEMA, FLOW_TIME
@@ -760,11 +759,11 @@ def _tshark_batch(b: pa.RecordBatch, lines: np.ndarray, where: str) -> pa.Record
 
 
 def _iter_parquet(path: Path, batch_rows: int, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    import pyarrow.dataset as pads  # not at import: it pulls in pandas, and the CLI starts with every app
+
     dataset = pads.dataset(str(path), format="parquet")
     # Read ahead one batch of one file at a time: memory stays one batch, as for the text formats.
-    batches = dataset.to_batches(
-        columns=schema.names, batch_size=batch_rows, batch_readahead=1, fragment_readahead=1
-    )
+    batches = dataset.to_batches(columns=schema.names, batch_size=batch_rows, batch_readahead=1, fragment_readahead=1)
     for batch in batches:
         yield pa.RecordBatch.from_arrays([batch.column(i).cast(f.type) for i, f in enumerate(schema)], schema=schema)
 

@@ -28,7 +28,6 @@ from typing import Any, Self
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
-from scipy.special import digamma
 
 from mlscale.errors import ValidationError
 
@@ -40,6 +39,8 @@ _EPS = float(np.finfo(np.float64).eps)
 
 def expected_log_dirichlet(params: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
     """E[log x] for x ~ Dirichlet(params), row by row."""
+    from scipy.special import digamma  # not at import: scipy.special is slow to load, the CLI loads every app
+
     p = np.asarray(params, dtype=np.float64)
     return np.asarray(digamma(p) - digamma(p.sum(axis=1, keepdims=True)), dtype=np.float64)
 
