@@ -131,6 +131,38 @@ def _ids(frame: Any, column: str, index: str) -> npt.NDArray[Any]:
     return values.astype(np.int64) if values.dtype.kind in "iu" else values.astype(np.str_)
 
 
+def _int32_ids(agg: Any) -> tuple[int, int] | None:
+    """(users, items) when both id columns are integers within int32, else None (then ids are re-indexed)."""
+    f = _fn()
+    types = dict(agg.dtypes)
+    if types["user"] not in ("int", "bigint", "smallint", "tinyint") or types["item"] not in (
+        "int",
+        "bigint",
+        "smallint",
+        "tinyint",
+    ):
+        return None
+    row = agg.agg(
+        f.min("user"),
+        f.max("user"),
+        f.min("item"),
+        f.max("item"),
+        f.countDistinct("user"),
+        f.countDistinct("item"),
+    ).first()
+    if row[0] is None or min(row[0], row[2]) < 0 or max(row[1], row[3]) >= 2**31 - 1:
+        return None
+    return int(row[4]), int(row[5])
+
+
+def _id_factors(frame: Any, width: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+    """ALS factors with their own ids, sorted by id (the id map of a directly-indexed model)."""
+    table = _to_arrow(frame.orderBy("id"))
+    ids = table.column("id").to_numpy().astype(np.int64)
+    flat = table.column("features").combine_chunks().flatten().to_numpy(zero_copy_only=False)
+    return ids, np.ascontiguousarray(flat.reshape(-1, width), dtype=np.float32)
+
+
 def fit_spark(
     engine: SparkEngine, data: SparkData, model: ImplicitRecommender, *, work_dir: Path | None = None
 ) -> ImplicitRecommender:
@@ -140,19 +172,32 @@ def fit_spark(
         raise ValidationError("the spark engine trains ALS only (Spark ML has no BPR)", field="model")
     f = _fn()
     work = Path(tempfile.mkdtemp(prefix="mlscale-spark-", dir=work_dir))
+    cached: list[Any] = []
     try:
         with spark_errors("indexing the interactions"):
             raw = data.frame.where(f.col("user").isNotNull() & f.col("item").isNotNull())
             agg = raw.groupBy("user", "item").agg(f.sum("rating").cast("float").alias("value"))
-            users = _dense_index(agg, "user", "uidx").cache()
-            items = _dense_index(agg, "item", "iidx").cache()
-            n_users, n_items = users.count(), items.count()
+            direct = _int32_ids(agg)
+            if direct is not None:
+                # Ids that are already int32-safe integers go to ALS as they are: no re-indexing jobs.
+                # The id maps are then ALS's own factor ids (sorted), and rows are found by search.
+                n_users, n_items = direct
+                m = agg.select(
+                    f.col("user").cast("int").alias("uidx"), f.col("item").cast("int").alias("iidx"), "value"
+                ).cache()
+            else:
+                users = _dense_index(agg, "user", "uidx").cache()
+                items = _dense_index(agg, "item", "iidx").cache()
+                cached += [users, items]
+                n_users, n_items = users.count(), items.count()
+                m = agg.join(f.broadcast(items) if n_items < 5_000_000 else items, "item").join(users, "user")
+                m = m.select("uidx", "iidx", "value").cache()
+            cached.append(m)
             if n_users == 0:
                 raise DataError("no interactions to train on")
-            m = agg.join(f.broadcast(items) if n_items < 5_000_000 else items, "item").join(users, "user")
-            m = m.select("uidx", "iidx", "value").cache()
         with spark_errors("weighting the matrix"):
             weighted = weighted_frame(m, model.weighting, model.bm25_k1, model.bm25_b, n_items).cache()
+            cached.append(weighted)
             fold_in_weight = float(weighted.agg(f.avg("w")).first()[0])
         with spark_errors("fitting ALS"):
             from pyspark.ml.recommendation import ALS
@@ -175,21 +220,25 @@ def fit_spark(
             )
             fitted = als.fit(weighted)
         with spark_errors("collecting the model"):
-            user_factors = _factors(fitted.userFactors, n_users, model.factors)
-            item_factors = _factors(fitted.itemFactors, n_items, model.factors)
-            user_ids, item_ids = _ids(users, "user", "uidx"), _ids(items, "item", "iidx")
+            if direct is not None:
+                user_ids, user_factors = _id_factors(fitted.userFactors, model.factors)
+                item_ids, item_factors = _id_factors(fitted.itemFactors, model.factors)
+            else:
+                user_factors = _factors(fitted.userFactors, n_users, model.factors)
+                item_factors = _factors(fitted.itemFactors, n_items, model.factors)
+                user_ids, item_ids = _ids(users, "user", "uidx"), _ids(items, "item", "iidx")
             m.write.parquet(str(work / "seen"))
         builder = MatrixBuilder(pa.int64(), spill_dir=work)
         for batch in pads.dataset(str(work / "seen"), format="parquet").to_batches(batch_size=1 << 20):
-            builder.add_indices(
-                batch.column("uidx").to_numpy(),
-                batch.column("iidx").to_numpy(),
-                batch.column("value").to_numpy(),
-            )
+            rows = batch.column("uidx").to_numpy().astype(np.int64)
+            cols = batch.column("iidx").to_numpy().astype(np.int64)
+            if direct is not None:
+                rows, cols = np.searchsorted(user_ids, rows), np.searchsorted(item_ids, cols)
+            builder.add_indices(rows.astype(np.int32), cols.astype(np.int32), batch.column("value").to_numpy())
         seen = builder.build(user_ids=user_ids, item_ids=item_ids).csr
-        for frame in (users, items, m, weighted):
-            frame.unpersist()
     finally:
+        for frame in cached:
+            frame.unpersist()
         shutil.rmtree(work, ignore_errors=True)
     model._set_state(
         user_factors=user_factors,
