@@ -34,6 +34,6 @@ def test_string_ids_are_reindexed_on_spark(spark_engine: SparkEngine) -> None:
     assert model.user_ids_.dtype.kind == "U"
     assert model.n_users == 20
     assert model.n_items == 13
-    assert model.seen_.nnz == len(set((u, i) for u, i, _ in rows))
+    assert model.seen_.nnz == len({(u, i) for u, i, _ in rows})
     recs = model.recommend(["user-3"], k=3)
     assert recs.valid.all()
