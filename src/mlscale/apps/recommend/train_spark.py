@@ -94,25 +94,37 @@ def _dense_index(df: Any, column: str, index: str) -> Any:
     return ids.join(f.broadcast(off), "_pid").select(column, (f.col("_off") + pos).cast("int").alias(index))
 
 
-def weighted_frame(m: Any, weighting: str, k1: float, b: float, n_items: int) -> Any:
+# Per-user / per-item statistics smaller than this are broadcast to the join instead of shuffling the
+# interactions to meet them.
+_BROADCAST_ROWS = 5_000_000
+
+
+def _small(frame: Any, rows: int) -> Any:
+    return _fn().broadcast(frame) if rows < _BROADCAST_ROWS else frame
+
+
+def weighted_frame(m: Any, weighting: str, k1: float, b: float, n_items: int | None = None) -> Any:
     """Apply implicit's BM25 / TF-IDF weighting to (uidx, iidx, value) as Spark columns.
 
     implicit weights an item x user matrix: N = items, idf from each user's
-    item count, length norm from each item's total.
+    item count, length norm from each item's total. ``n_items`` is counted when
+    not given.
     """
     f = _fn()
     if weighting == "none":
         return m.withColumn("w", f.col("value"))
-    per_user = m.groupBy("uidx").agg(f.count("*").alias("n_u"))
+    per_item = m.groupBy("iidx").agg(f.sum("value").alias("row_sum")).cache()
+    stats = per_item.agg(f.count("*"), f.avg("row_sum")).first()
+    n_items = int(stats[0]) if n_items is None else n_items
+    per_user = m.groupBy("uidx").agg(f.count("*").alias("n_u")).cache()
+    n_users = per_user.count()
     idf = f.log(f.lit(float(n_items))) - f.log1p(f.col("n_u"))
-    joined = m.join(per_user, "uidx")
+    joined = m.join(_small(per_user, n_users), "uidx")
     if weighting == "tfidf":
         return joined.withColumn("w", f.sqrt(f.col("value")) * idf).drop("n_u")
-    per_item = m.groupBy("iidx").agg(f.sum("value").alias("row_sum"))
-    avg = per_item.agg(f.avg("row_sum")).first()[0]
-    norm = f.lit(1.0 - b) + f.lit(b) * f.col("row_sum") / f.lit(float(avg))
+    norm = f.lit(1.0 - b) + f.lit(b) * f.col("row_sum") / f.lit(float(stats[1]))
     w = f.col("value") * f.lit(k1 + 1.0) / (f.lit(k1) * norm + f.col("value")) * idf
-    return joined.join(per_item, "iidx").withColumn("w", w).drop("n_u", "row_sum")
+    return joined.join(_small(per_item, n_items), "iidx").withColumn("w", w).drop("n_u", "row_sum")
 
 
 def _factors(frame: Any, n: int, width: int) -> npt.NDArray[np.float32]:
@@ -131,28 +143,15 @@ def _ids(frame: Any, column: str, index: str) -> npt.NDArray[Any]:
     return values.astype(np.int64) if values.dtype.kind in "iu" else values.astype(np.str_)
 
 
-def _int32_ids(agg: Any) -> tuple[int, int] | None:
-    """(users, items) when both id columns are integers within int32, else None (then ids are re-indexed)."""
+def _int32_ids(agg: Any) -> bool:
+    """Whether both id columns are integers within int32 (then ALS takes them as they are)."""
     f = _fn()
     types = dict(agg.dtypes)
-    if types["user"] not in ("int", "bigint", "smallint", "tinyint") or types["item"] not in (
-        "int",
-        "bigint",
-        "smallint",
-        "tinyint",
-    ):
-        return None
-    row = agg.agg(
-        f.min("user"),
-        f.max("user"),
-        f.min("item"),
-        f.max("item"),
-        f.countDistinct("user"),
-        f.countDistinct("item"),
-    ).first()
-    if row[0] is None or min(row[0], row[2]) < 0 or max(row[1], row[3]) >= 2**31 - 1:
-        return None
-    return int(row[4]), int(row[5])
+    integers = ("int", "bigint", "smallint", "tinyint")
+    if types["user"] not in integers or types["item"] not in integers:
+        return False
+    row = agg.agg(f.min("user"), f.max("user"), f.min("item"), f.max("item")).first()
+    return row[0] is not None and min(row[0], row[2]) >= 0 and max(row[1], row[3]) < 2**31 - 1
 
 
 def _id_factors(frame: Any, width: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
@@ -176,23 +175,26 @@ def fit_spark(
     try:
         with spark_errors("indexing the interactions"):
             raw = data.frame.where(f.col("user").isNotNull() & f.col("item").isNotNull())
-            agg = raw.groupBy("user", "item").agg(f.sum("rating").cast("float").alias("value"))
+            # Grouped once and kept: every later step reads it, none recomputes the shuffle.
+            agg = raw.groupBy("user", "item").agg(f.sum("rating").cast("float").alias("value")).cache()
+            cached.append(agg)
             direct = _int32_ids(agg)
-            if direct is not None:
+            n_items: int | None = None
+            if direct:
                 # Ids that are already int32-safe integers go to ALS as they are: no re-indexing jobs.
                 # The id maps are then ALS's own factor ids (sorted), and rows are found by search.
-                n_users, n_items = direct
                 m = agg.select(
                     f.col("user").cast("int").alias("uidx"), f.col("item").cast("int").alias("iidx"), "value"
-                ).cache()
+                )
+                n_users = 1  # not empty: _int32_ids saw a minimum
             else:
                 users = _dense_index(agg, "user", "uidx").cache()
                 items = _dense_index(agg, "item", "iidx").cache()
                 cached += [users, items]
                 n_users, n_items = users.count(), items.count()
-                m = agg.join(f.broadcast(items) if n_items < 5_000_000 else items, "item").join(users, "user")
+                m = agg.join(_small(items, n_items), "item").join(users, "user")
                 m = m.select("uidx", "iidx", "value").cache()
-            cached.append(m)
+                cached.append(m)
             if n_users == 0:
                 raise DataError("no interactions to train on")
         with spark_errors("weighting the matrix"):
@@ -220,19 +222,19 @@ def fit_spark(
             )
             fitted = als.fit(weighted)
         with spark_errors("collecting the model"):
-            if direct is not None:
+            if direct:
                 user_ids, user_factors = _id_factors(fitted.userFactors, model.factors)
                 item_ids, item_factors = _id_factors(fitted.itemFactors, model.factors)
             else:
                 user_factors = _factors(fitted.userFactors, n_users, model.factors)
-                item_factors = _factors(fitted.itemFactors, n_items, model.factors)
+                item_factors = _factors(fitted.itemFactors, int(n_items or 0), model.factors)
                 user_ids, item_ids = _ids(users, "user", "uidx"), _ids(items, "item", "iidx")
             m.write.parquet(str(work / "seen"))
         builder = MatrixBuilder(pa.int64(), spill_dir=work)
         for batch in pads.dataset(str(work / "seen"), format="parquet").to_batches(batch_size=1 << 20):
             rows = batch.column("uidx").to_numpy().astype(np.int64)
             cols = batch.column("iidx").to_numpy().astype(np.int64)
-            if direct is not None:
+            if direct:
                 rows, cols = np.searchsorted(user_ids, rows), np.searchsorted(item_ids, cols)
             builder.add_indices(rows.astype(np.int32), cols.astype(np.int32), batch.column("value").to_numpy())
         seen = builder.build(user_ids=user_ids, item_ids=item_ids).csr
