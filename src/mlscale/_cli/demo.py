@@ -41,8 +41,16 @@ def _demo(args: argparse.Namespace) -> int:
     registry = args.registry or work / "registry"
     data = ["--data-dir", str(_common.data_dir(args))]
     reg = ["--registry", str(registry)]
+    from mlscale.data.catalogue import get_dataset
+
+    dataset = get_dataset("movielens-100k")
+    first = (
+        ("verify the data set's checksums", ["data", "verify", "movielens-100k", *data])
+        if dataset.present(_common.data_dir(args)) == len(dataset.files)
+        else ("download the data set from GroupLens and check it", ["data", "fetch", "movielens-100k", *data])
+    )
     steps: list[tuple[str, list[str]]] = [
-        ("verify the data set's checksums", ["data", "verify", "movielens-100k", *data]),
+        first,
         (
             "ingest MovieLens-100k into a CSR matrix",
             ["data", "ingest", "movielens-100k", "--out", str(work / "ml100k-csr"), "--quiet", *data],
