@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from threadpoolctl import threadpool_limits
 
 from mlscale.apps.recommend.model import ImplicitRecommender
 from mlscale.errors import ValidationError
@@ -39,8 +40,10 @@ def precompute(
     item_type = pa.int64() if model.item_ids_.dtype.kind in "iu" else pa.string()
     schema = pa.schema([("user", id_type), ("rank", pa.int16()), ("item", item_type), ("score", pa.float32())])
     written = 0
+    # One BLAS thread: implicit's top-k runs its own threads, and two pools on the same cores fight
+    # (measured: 1.7x users/s on 2 cores, benchmarks/README.md).
     try:
-        with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+        with threadpool_limits(1, "blas"), pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
             for start in range(0, model.n_users, chunk_users):
                 users = model.user_ids_[start : start + chunk_users]
                 recs = model.recommend(users, k=k, exclude_seen=exclude_seen)
