@@ -26,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -419,3 +419,24 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     lines.append("  ".join("-" * w for w in widths))
     lines.extend("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
     return "\n".join(lines)
+
+
+def add_common_args(p: argparse.ArgumentParser, candidates: Iterable[str]) -> None:
+    """The flags every size-sweeping benchmark (ingest, train) shares."""
+    p.add_argument("--repeat", type=int, default=1, help="runs per candidate, interleaved (median)")
+    p.add_argument("--timeout", type=float, default=3600.0, help="seconds before a candidate is killed")
+    p.add_argument("--only", choices=sorted(candidates), action="append", help="run only these candidates")
+    p.add_argument("--profile", action="store_true", help="run under cProfile; print the top functions")
+    p.add_argument("--out", type=Path, default=REPO_ROOT / "bench-out", help="results folder (default bench-out)")
+    p.add_argument("--data-dir", type=Path, default=None, help="cached data (default OUT/data)")
+    p.add_argument("--check", action="store_true", help="exit 1 when a goal is missed")
+
+
+def run_sizes(args: argparse.Namespace, run_one: Callable[[int, argparse.Namespace], Mapping[str, Any]]) -> int:
+    """Run ``run_one`` for every ``--rows`` (default 10M); 1 when ``--check`` and a goal was missed."""
+    status = 0
+    for rows in args.rows or [10_000_000]:
+        result = run_one(rows, args)
+        if args.check and not all(g["met"] for g in result["goals"]):
+            status = 1
+    return status

@@ -30,9 +30,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from benchmarks._data import DEFAULT_OUT, ensure_csv
+from benchmarks._data import ensure_csv
 from benchmarks._harness import (
     Summary,
+    add_common_args,
     cpu_ratio,
     fmt_num,
     format_table,
@@ -45,6 +46,7 @@ from benchmarks._harness import (
     rss_peak_kib,
     run_candidate,
     run_candidates,
+    run_sizes,
     runs_text,
     stopwatch,
     summarise,
@@ -188,24 +190,13 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--chunk", type=int, default=10_000, help="users per mlscale recommend call")
     p.add_argument("--loop-sample", type=int, default=2000, help="users timed in the per-user loop")
     p.add_argument("--recommend-users", type=int, default=0, help="cap the users mlscale recommends (0: all)")
-    p.add_argument("--repeat", type=int, default=1, help="runs per candidate, interleaved (median)")
-    p.add_argument("--timeout", type=float, default=3600.0, help="seconds before a candidate is killed")
-    p.add_argument("--only", choices=sorted(CANDIDATES), action="append", help="run only these candidates")
-    p.add_argument("--profile", action="store_true", help="run under cProfile; print the top functions")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results folder (default bench-out)")
-    p.add_argument("--data-dir", type=Path, default=None, help="cached data (default OUT/data)")
-    p.add_argument("--check", action="store_true", help="exit 1 when a goal is missed")
+    add_common_args(p, CANDIDATES)
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark for every ``--rows``; returns the exit status."""
-    status = 0
-    for rows in args.rows or [10_000_000]:
-        result = run_one(rows, args)
-        if args.check and not all(g["met"] for g in result["goals"]):
-            status = 1
-    return status
+    return run_sizes(args, run_one)
 
 
 def ensure_matrix(rows: int, args: argparse.Namespace) -> Path:
