@@ -291,6 +291,8 @@ class InteractionReader:
         self.bad_rows = 0
         self.bad_examples: list[BadRow] = []
         self.rows = 0
+        #: Bytes of the file on disk consumed so far (compressed bytes for gzip), for progress bars.
+        self.bytes_read = 0
         if on_error not in ("raise", "skip"):
             raise ValidationError(f"expected 'raise' or 'skip', got {on_error!r}", field="on_error")
         if id_type not in ("auto", "int", "str"):
@@ -355,9 +357,6 @@ class InteractionReader:
     def total_bytes(self) -> int:
         """Size of the file on disk (compressed size for gzip), for progress bars."""
         return self.path.stat().st_size
-
-    bytes_read = 0
-    """Bytes of the file on disk consumed so far (compressed bytes for gzip)."""
 
     # -- text blocks ------------------------------------------------------------
 

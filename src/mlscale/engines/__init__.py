@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlscale.config import load_settings
 from mlscale.engines.base import Engine
 from mlscale.engines.local import LocalEngine
 from mlscale.errors import ConfigError
@@ -21,7 +22,8 @@ ENGINES = ("local", "spark")
 def get_engine(name: str, **options: Any) -> Engine:
     """The engine called ``name``; a missing one raises an error that says the fix."""
     if name == "local":
-        return LocalEngine(threads=int(options.get("threads", 0) or 0))
+        # 0 / unset means the MLSCALE_THREADS setting, whose own 0 means every core.
+        return LocalEngine(threads=int(options.get("threads", 0) or 0) or load_settings().threads)
     if name == "spark":
         try:
             from mlscale.engines.spark import SparkEngine  # type: ignore[import-not-found,unused-ignore]

@@ -63,3 +63,11 @@ def test_spark_errors_keep_root_cause_only() -> None:
     assert str(info.value) == "Spark failed while reading /x: java.io.FileNotFoundException: /x/y.parquet (denied)"
     with pytest.raises(KeyError), spark_errors("anything"):
         raise KeyError("not a Spark error: passes through")
+
+
+def test_local_threads_default_to_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLSCALE_THREADS", "1")
+    assert get_engine("local").threads == 1
+    assert get_engine("local", threads=2).threads == 2  # an explicit flag wins
+    monkeypatch.setenv("MLSCALE_THREADS", "0")
+    assert get_engine("local").threads == (os.cpu_count() or 1)

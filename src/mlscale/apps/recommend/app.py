@@ -76,7 +76,9 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
 def _add_engine_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("engine")
     g.add_argument("--engine", choices=ENGINES, default="local", help="where training runs (default: local)")
-    g.add_argument("--threads", type=int, default=0, help="local engine threads (default: 0 = all cores)")
+    g.add_argument(
+        "--threads", type=int, default=0, help="local engine threads (default: $MLSCALE_THREADS, else all cores)"
+    )
     g.add_argument("--spark-master", default=None, help="Spark master URL (default: local[*])")
     g.add_argument("--spark-conf", action="append", default=[], metavar="KEY=VALUE", help="Spark setting (repeatable)")
 
@@ -278,7 +280,10 @@ class RecommendApp(Application):
     ) -> tuple[ImplicitRecommender, dict[str, float], str, int]:
         stream = self._stream(args)
         start = time.perf_counter()
-        matrix = ingest_matrix(stream, memory_budget=budget)
+        # Evaluating needs the rows in memory anyway: read the file once and build the matrix from them
+        # (reading it twice would also count its bad rows twice).
+        table = stream.read_all() if args.evaluate else None
+        matrix = ingest_matrix(stream if table is None else table.to_batches(), memory_budget=budget)
         ingest_s = time.perf_counter() - start
         print(
             f"data: {matrix.shape[0]:,} users x {matrix.shape[1]:,} items, {matrix.nnz:,} interactions "
@@ -291,8 +296,7 @@ class RecommendApp(Application):
             "train_seconds": round(time.perf_counter() - start, 3),
             "ingest_seconds": round(ingest_s, 3),
         }
-        if args.evaluate:
-            table = stream.read_all()
+        if table is not None:
             report = evaluate_recommender(table, _params(args, threads), split=_default_split(table))
             print(report.table())
             metrics.update(report.metrics())

@@ -162,3 +162,34 @@ def test_bad_training_data_leaves_registry_untouched(tmp_path: Path, capsys: pyt
         != 0
     )
     assert open_store(registry).list() == []
+
+
+def test_train_evaluate_counts_skipped_rows_once(tmp_path: Path, shared_data: Path) -> None:
+    lines = (shared_data / "movielens-100k" / "u.data").read_text().splitlines()[:20_000]
+    lines[10] = "x\t1\t2\t3"
+    lines[20] = "1\t2"
+    data = tmp_path / "ratings.tsv"
+    data.write_text("\n".join(lines) + "\n")
+    registry = tmp_path / "reg"
+    assert (
+        main(
+            [
+                "train",
+                "recommend",
+                "--data",
+                str(data),
+                "--name",
+                "m",
+                "--evaluate",
+                "--on-error",
+                "skip",
+                "--quiet",
+                "--threads",
+                "1",
+                "--registry",
+                str(registry),
+            ]
+        )
+        == 0
+    )
+    assert open_store(registry).resolve("recommend/m").extra["bad_rows"] == 2
