@@ -10,13 +10,7 @@ from typing import Any
 
 from mlscale._cli import _common
 from mlscale._cli._progress import byte_progress
-from mlscale.data.ingest import (
-    DEFAULT_MEMORY_BUDGET,
-    IngestSummary,
-    ingest_matrix,
-    ingest_parquet,
-    parse_size,
-)
+from mlscale.data.ingest import DEFAULT_MEMORY_BUDGET, IngestSummary, ingest_parquet, parse_size
 from mlscale.data.sources import open_interactions
 
 __all__ = ["add_commands", "add_reader_args", "reader_options"]
@@ -96,6 +90,9 @@ def _ingest(args: argparse.Namespace) -> int:
         if args.to == "parquet":
             summary.files = ingest_parquet(stream, args.out, rows_per_file=args.rows_per_file, on_batch=count)
         else:
+            # The CSR matrix is the recommender's input: imported only when asked for.
+            from mlscale.apps.recommend.ingest import ingest_matrix
+
             matrix = ingest_matrix(stream, memory_budget=budget, spill_dir=args.out.parent, on_batch=count)
             matrix.save(args.out)
             summary.users, summary.items = matrix.shape

@@ -19,7 +19,7 @@ latency grow. Applications plug in through :class:`Predictor`.
 >>> import tempfile
 >>> import numpy as np
 >>> from mlscale.apps.recommend import ImplicitRecommender, publish_model
->>> from mlscale.data import InteractionMatrix
+>>> from mlscale.apps.recommend.matrix import InteractionMatrix
 >>> from mlscale.registry import open_store
 >>> rng = np.random.default_rng(0)
 >>> users = rng.integers(0, 50, 2000); items = (users % 5) * 10 + rng.integers(0, 10, 2000)

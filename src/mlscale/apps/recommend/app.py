@@ -20,8 +20,9 @@ from mlscale.apps.recommend.evaluate import SplitMethod, evaluate_recommender
 from mlscale.apps.recommend.model import DEFAULT_REGULARIZATION, ImplicitRecommender, Recommendations
 from mlscale.apps.recommend.precompute import precompute
 from mlscale.apps.recommend.update import update_model
-from mlscale.data.ingest import DEFAULT_MEMORY_BUDGET, ingest_matrix, parse_size
-from mlscale.data.matrix import InteractionMatrix
+from mlscale.apps.recommend.ingest import ingest_matrix
+from mlscale.apps.recommend.matrix import InteractionMatrix
+from mlscale.data.ingest import DEFAULT_MEMORY_BUDGET, parse_size
 from mlscale.data.sources import InteractionStream, open_interactions
 from mlscale.engines import ENGINES, get_engine
 from mlscale.engines.spark import SparkEngine

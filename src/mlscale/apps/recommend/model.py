@@ -15,7 +15,7 @@ Cold start, in order:
 3. an unknown user without items gets the most popular items.
 
 >>> import numpy as np
->>> from mlscale.data import InteractionMatrix
+>>> from mlscale.apps.recommend.matrix import InteractionMatrix
 >>> rng = np.random.default_rng(0)
 >>> users = rng.integers(0, 50, 2000); items = (users % 5) * 10 + rng.integers(0, 10, 2000)
 >>> matrix = InteractionMatrix.from_arrays(users, items)
@@ -37,7 +37,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
-from mlscale.data.matrix import InteractionMatrix, _lookup
+from mlscale.apps.recommend.matrix import InteractionMatrix, _lookup
 from mlscale.errors import ValidationError
 
 __all__ = ["DEFAULT_REGULARIZATION", "MAX_K", "ImplicitRecommender", "Recommendations"]

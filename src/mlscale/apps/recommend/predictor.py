@@ -16,7 +16,7 @@ them); the rare requests it does not cover (``recent_items``, unknown users)
 go through :meth:`ImplicitRecommender.recommend` itself.
 
 >>> import numpy as np
->>> from mlscale.data import InteractionMatrix
+>>> from mlscale.apps.recommend.matrix import InteractionMatrix
 >>> rng = np.random.default_rng(0)
 >>> users = rng.integers(0, 50, 2000); items = (users % 5) * 10 + rng.integers(0, 10, 2000)
 >>> matrix = InteractionMatrix.from_arrays(users, items)

@@ -5,7 +5,7 @@ matrix weighted (the same BM25 / TF-IDF formulas as :mod:`implicit`) in Spark,
 and Spark ML's ``ALS(implicitPrefs=True)`` fits the factors. Only what the
 registry artifact holds comes back to the driver, streamed through Parquet:
 the factors, the id maps and the seen-items matrix (built with the same
-bounded-memory :class:`~mlscale.data.MatrixBuilder` as a local ingest). The
+bounded-memory :class:`~mlscale.apps.recommend.ingest.MatrixBuilder` as a local ingest). The
 artifact is therefore the same format as a local model, served and evaluated
 by the same code.
 
@@ -36,7 +36,7 @@ import pyarrow.dataset as pads
 
 from mlscale.apps.recommend.evaluate import EvaluationReport, SplitMethod
 from mlscale.apps.recommend.model import ImplicitRecommender, _check_params
-from mlscale.data.ingest import MatrixBuilder
+from mlscale.apps.recommend.ingest import MatrixBuilder
 from mlscale.engines.spark import SparkEngine, spark_errors
 from mlscale.errors import DataError, ValidationError
 

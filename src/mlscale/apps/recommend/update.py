@@ -21,7 +21,7 @@ import pyarrow as pa
 import scipy.sparse as sp
 
 from mlscale.apps.recommend.model import ImplicitRecommender, solve_rows, weight_matrix
-from mlscale.data._idmap import IdMap
+from mlscale.apps.recommend.idmap import IdMap
 from mlscale.errors import DataError
 
 __all__ = ["update_model"]
