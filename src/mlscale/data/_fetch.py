@@ -38,7 +38,7 @@ from tqdm import tqdm
 
 from mlscale._version import __version__
 from mlscale.data.catalogue import DataFile, Dataset, Download, FileCheck, VerifyReport
-from mlscale.data.formats._streams import iter_chunks
+from mlscale.data.streams import iter_chunks
 from mlscale.errors import ConfigError, DataError, DatasetNotFoundError
 
 __all__ = ["DEFAULT_TIMEOUT", "MIRROR_ENV", "fetch_dataset", "mirror_url"]

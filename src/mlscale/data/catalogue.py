@@ -29,15 +29,15 @@ compressed bytes are not reproducible.
 from __future__ import annotations
 
 import difflib
-import gzip
 import hashlib
 import zipfile
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType
-from typing import IO, Any, Literal, cast
+from typing import IO, Any, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -49,6 +49,7 @@ from mlscale.data.formats.idx import read_idx
 from mlscale.data.formats.jsonl import read_json_lines
 from mlscale.data.formats.nfdump import read_nfdump_csv
 from mlscale.data.formats.zeek import read_zeek
+from mlscale.data.streams import open_binary
 from mlscale.errors import DataError, DataFormatError, DatasetNotFoundError
 
 __all__ = [
@@ -260,16 +261,6 @@ def _sha256_stream(stream: IO[bytes]) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def _content_stream(location: Path, compression: str) -> IO[bytes]:
-    if compression == "gzip":
-        return cast("IO[bytes]", gzip.open(location, "rb"))
-    with zipfile.ZipFile(location) as archive:
-        members = [i.filename for i in archive.infolist() if not i.is_dir()]
-        if len(members) != 1:
-            raise DataFormatError(f"expected one file in the zip, found {len(members)}", path=str(location))
-        return archive.open(members[0])
-
-
 def _check_file(file: DataFile, root: Path) -> FileCheck:
     location = root / file.path
     if not location.is_file():
@@ -285,9 +276,9 @@ def _check_file(file: DataFile, root: Path) -> FileCheck:
         return FileCheck(file, location, FileStatus.SHA256_MISMATCH, size, digest)
     # A re-compressed copy differs in its bytes; what must match is the content.
     try:
-        with _content_stream(location, file.compression) as stream:
+        with open_binary(location) as stream:
             content, content_size = _sha256_stream(stream)
-    except (OSError, EOFError, zipfile.BadZipFile, DataFormatError) as err:
+    except (OSError, EOFError, zlib.error, zipfile.BadZipFile, DataError) as err:
         return FileCheck(file, location, FileStatus.SHA256_MISMATCH, size, digest, f"cannot decompress it ({err})")
     if content == file.content_sha256:
         return FileCheck(

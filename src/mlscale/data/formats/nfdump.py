@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from mlscale.data.formats._streams import ChunkStream, iter_chunks, open_binary, stop_at_line
+from mlscale.data.streams import ChunkStream, iter_chunks, open_binary, stop_at_line
 from mlscale.errors import DataFormatError
 
 __all__ = ["NFDUMP_TYPES", "read_nfdump_csv"]

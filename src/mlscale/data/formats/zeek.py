@@ -47,8 +47,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from mlscale.data.formats._streams import open_binary
 from mlscale.data.formats.jsonl import read_json_lines
+from mlscale.data.streams import open_binary
 from mlscale.errors import DataFormatError
 
 __all__ = ["DEFAULT_BATCH_ROWS", "ZeekHeader", "ZeekLog", "arrow_type", "iter_zeek_batches", "read_zeek"]
