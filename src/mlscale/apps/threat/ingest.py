@@ -57,10 +57,10 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from mlscale.apps.threat.schema import DNS_SCHEMA, FLOW_SCHEMA, FLOW_TIME
-from mlscale.data.formats._streams import ChunkStream, iter_chunks, open_binary, stop_at_line
 from mlscale.data.formats.argus import read_binetflow
 from mlscale.data.formats.nfdump import NFDUMP_TYPES
 from mlscale.data.formats.zeek import ZeekLog
+from mlscale.data.streams import ChunkStream, iter_chunks, open_binary, stop_at_line
 from mlscale.errors import DataError, DataFormatError, DependencyError
 
 __all__ = [
