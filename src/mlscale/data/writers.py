@@ -117,6 +117,7 @@ class PartWriter:
         self._writer: pq.ParquetWriter | None = None
         self._in_file = 0
         self._done = False
+        self._committed = False
         self._tmp = _temp_sibling(self.out)
         _io(self._tmp, self._tmp.mkdir)
 
@@ -172,11 +173,16 @@ class PartWriter:
         except BaseException:
             self.abort()
             raise
-        self._done = True
+        self._done = self._committed = True
         return self.files
 
     def abort(self) -> None:
-        """Delete everything written so far (idempotent); ``out_dir`` stays as it was."""
+        """Delete everything written so far (idempotent); ``out_dir`` stays as it was.
+
+        After :meth:`commit` there is nothing left to delete and this does nothing.
+        """
+        if self._committed:
+            return
         if self._writer is not None:
             writer, self._writer = self._writer, None
             # The folder goes anyway; the original error is the one to report.

@@ -61,6 +61,7 @@ from mlscale.data.formats.argus import read_binetflow
 from mlscale.data.formats.nfdump import NFDUMP_TYPES
 from mlscale.data.formats.zeek import ZeekLog
 from mlscale.data.streams import ChunkStream, iter_chunks, open_binary, stop_at_line
+from mlscale.data.writers import PartWriter
 from mlscale.errors import DataError, DataFormatError, DependencyError
 
 __all__ = [
@@ -848,18 +849,20 @@ def ingest(
     """Convert the logs of ``spec`` (a file or a folder) to Parquet parts under ``out``.
 
     Flows go to ``out/flows/part-NNNNN.parquet``, DNS records to ``out/dns/``; a part
-    holds at most ``part_rows`` rows. Writing is streamed (bounded memory) and each
-    part becomes visible only once complete.
+    holds at most ``part_rows`` rows. Writing is streamed (bounded memory) by
+    :class:`~mlscale.data.writers.PartWriter`: each folder is swapped in (replacing an
+    earlier one) only once every part of it is complete, and nothing is left on failure.
     """
     out = Path(out)
     sources = list_sources(Path(spec))
     report = IngestReport(out=out)
-    writers: dict[str, _PartWriter] = {}
+    writers: dict[str, PartWriter] = {}
     try:
         for src in sources:
             kind = src.kind
             if kind not in writers:
-                writers[kind] = _PartWriter(out / kind, FLOW_SCHEMA if kind == "flows" else DNS_SCHEMA, part_rows)
+                schema = FLOW_SCHEMA if kind == "flows" else DNS_SCHEMA
+                writers[kind] = PartWriter(out / kind, rows_per_file=part_rows, schema=schema, field="--out")
             rows = 0
             for batch in iter_records(src, batch_rows=batch_rows, nfdump=nfdump):
                 writers[kind].write(batch)
@@ -870,44 +873,10 @@ def ingest(
                 report.flows += rows
             else:
                 report.dns += rows
-    finally:
         for writer in writers.values():
-            writer.close()
+            writer.commit()
+    except BaseException:
+        for writer in writers.values():
+            writer.abort()
+        raise
     return report
-
-
-class _PartWriter:
-    """Parquet parts of at most ``part_rows`` rows, each written to a temporary name and renamed."""
-
-    def __init__(self, folder: Path, schema: pa.Schema, part_rows: int) -> None:
-        self.folder = folder
-        self.schema = schema
-        self.part_rows = part_rows
-        self._writer: pq.ParquetWriter | None = None
-        self._tmp: Path | None = None
-        self._rows = 0
-        self._index = 0
-        folder.mkdir(parents=True, exist_ok=True)
-        existing = sorted(folder.glob("part-*.parquet"))
-        if existing:
-            self._index = int(existing[-1].stem.split("-")[1]) + 1
-
-    def write(self, batch: pa.RecordBatch) -> None:
-        if self._writer is None:
-            self._tmp = self.folder / f".part-{self._index:05d}.parquet.tmp"
-            self._writer = pq.ParquetWriter(str(self._tmp), self.schema, compression="zstd")
-        self._writer.write_batch(batch)
-        self._rows += batch.num_rows
-        if self._rows >= self.part_rows:
-            self._finish()
-
-    def _finish(self) -> None:
-        if self._writer is None or self._tmp is None:
-            return
-        self._writer.close()
-        self._tmp.rename(self.folder / f"part-{self._index:05d}.parquet")
-        self._writer, self._tmp, self._rows = None, None, 0
-        self._index += 1
-
-    def close(self) -> None:
-        self._finish()
