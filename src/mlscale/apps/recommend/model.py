@@ -27,6 +27,7 @@ Cold start, in order:
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -139,29 +140,11 @@ class ImplicitRecommender:
 
     # -- parameters ---------------------------------------------------------------
 
-    _PARAMS = (
-        "model",
-        "factors",
-        "regularization",
-        "alpha",
-        "iterations",
-        "learning_rate",
-        "weighting",
-        "bm25_k1",
-        "bm25_b",
-        "threads",
-        "seed",
-    )
+    #: The constructor's arguments, in order: what :meth:`get_params` returns and a manifest stores.
+    _PARAMS = tuple(inspect.signature(__init__).parameters)[1:]
 
     def get_params(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self._PARAMS}
-
-    def set_params(self, **params: Any) -> Self:
-        for name, value in params.items():
-            if name not in self._PARAMS:
-                raise ValidationError(f"unknown parameter; expected one of {', '.join(self._PARAMS)}", field=name)
-            setattr(self, name, value)
-        return self
 
     # -- training -----------------------------------------------------------------
 

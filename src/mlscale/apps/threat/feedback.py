@@ -56,7 +56,6 @@ __all__ = [
     "SEVERITIES",
     "FeedbackLog",
     "Verdict",
-    "default_log_path",
     "events_table",
     "pattern_weights",
 ]
@@ -83,11 +82,6 @@ EVENT_FIELDS: tuple[str, ...] = (
 )
 _INT_FIELDS = frozenset({"src_port", "dst_port", "src_bytes", "dst_bytes", "src_pkts", "dst_pkts", "ts"})
 _EVENT_REQUIRED = ("src_ip", "dst_ip", "src_port", "dst_port", "proto")
-
-
-def default_log_path(registry: Path, name: str) -> Path:
-    """Where the verdicts of ``threat/NAME`` live by default (inside the registry, hidden)."""
-    return Path(registry) / ".feedback" / "threat" / f"{name}.jsonl"
 
 
 def _now() -> str:
