@@ -496,21 +496,18 @@ class ThreatApp(Application):
         return 0
 
     def _synth_cmd(self, args: argparse.Namespace) -> int:
-        from mlscale.apps.threat.ingest import _PartWriter
         from mlscale.apps.threat.schema import FLOW_SCHEMA
         from mlscale.apps.threat.synthetic import iter_flows
+        from mlscale.data.writers import PartWriter
 
         start = time.perf_counter()
-        writer = _PartWriter(Path(args.out) / "flows", FLOW_SCHEMA, 1 << 23)
         rows = 0
-        try:
+        with PartWriter(Path(args.out) / "flows", rows_per_file=1 << 23, schema=FLOW_SCHEMA, field="--out") as writer:
             for batch in iter_flows(
                 args.rows, hosts=args.hosts, days=args.days, attack_rate=args.attack_rate, seed=args.seed
             ):
                 writer.write(batch)
                 rows += batch.num_rows
-        finally:
-            writer.close()
         took = time.perf_counter() - start
         print(f"{rows:,} flows in {took:.1f}s ({rows / max(took, 1e-9):,.0f} flows/s) -> {args.out}/flows")
         return 0
