@@ -116,7 +116,8 @@ def _train(args: argparse.Namespace) -> int:
         result = trainer.fit(engine, _job(args, store, args.name), params)
         manifest = publish_model(
             store,
-            app,
+            app.name,
+            app.codec,
             args.name,
             result.model,
             metrics=result.metrics,
@@ -147,7 +148,8 @@ def _update(args: argparse.Namespace) -> int:
     result = load_object(app.updater).update(model, old, _job(args, store, old.name))
     manifest = publish_model(
         store,
-        app,
+        app.name,
+        app.codec,
         old.name,
         result.model,
         metrics=result.metrics,

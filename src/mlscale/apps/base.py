@@ -207,7 +207,8 @@ def load_object(path: str) -> Any:
 
 def publish_model(
     store: Store,
-    app: Application,
+    app: str,
+    codec: Codec,
     name: str,
     model: Any,
     *,
@@ -216,10 +217,14 @@ def publish_model(
     data_fingerprint: str,
     extra: Mapping[str, Any] | None = None,
 ) -> Manifest:
-    """Publish a fitted model of ``app`` as a new version of ``APP/NAME`` (the one publish of every app)."""
-    artifact = app.codec.to_artifact(model)
+    """Publish a fitted model of application ``app`` as a new version of ``APP/NAME``, through its codec.
+
+    The one publish of every application: the generic verbs call it, and each
+    app's ``publish_model(store, name, model, ...)`` is this with its own name and codec.
+    """
+    artifact = codec.to_artifact(model)
     return store.publish(
-        app.name,
+        app,
         name,
         arrays=artifact.arrays,
         tables=artifact.tables,

@@ -70,10 +70,8 @@ def publish_model(
     extra: Mapping[str, Any] | None = None,
 ) -> Manifest:
     """Publish a fitted model as a new version of ``recommend/NAME`` (:func:`mlscale.apps.base.publish_model`)."""
-    from mlscale.apps.recommend import application
-
     return publish(
-        store, application, name, model, metrics=metrics, engine=engine, data_fingerprint=data_fingerprint, extra=extra
+        store, APP, CODEC, name, model, metrics=metrics, engine=engine, data_fingerprint=data_fingerprint, extra=extra
     )
 
 

@@ -78,10 +78,8 @@ def publish_model(
     extra: Mapping[str, Any] | None = None,
 ) -> Manifest:
     """Publish a fitted detector as a new version of ``threat/NAME`` (:func:`mlscale.apps.base.publish_model`)."""
-    from mlscale.apps.threat import application
-
     return publish(
-        store, application, name, model, metrics=metrics, engine=engine, data_fingerprint=data_fingerprint, extra=extra
+        store, APP, CODEC, name, model, metrics=metrics, engine=engine, data_fingerprint=data_fingerprint, extra=extra
     )
 
 
