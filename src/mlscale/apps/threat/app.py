@@ -27,6 +27,7 @@ from mlscale.apps.threat._artifact import APP, CODEC, from_artifact
 from mlscale.apps.threat.evaluate import DEFAULT_FRACTIONS, METHODS, evaluate_threat
 from mlscale.apps.threat.feedback import (
     DEFAULT_DUP_FACTOR,
+    PATTERN_FIELDS,
     SEVERITIES,
     FeedbackLog,
     Verdict,
@@ -469,11 +470,7 @@ class ThreatApp(Application):
             return 0
         if args.severity is None:
             raise ValidationError("expected 1 (high), 2 (medium) or 3 (low risk)", field="--severity")
-        pattern = {
-            key: getattr(args, key)
-            for key in ("src_ip", "dst_ip", "src_port", "dst_port", "proto")
-            if getattr(args, key) is not None
-        }
+        pattern = {key: getattr(args, key) for key in PATTERN_FIELDS if getattr(args, key) is not None}
         if args.scores is not None:
             if pattern:
                 raise ValidationError("give either --scores with --rank, or pattern fields, not both", field="--scores")
