@@ -38,7 +38,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
-from mlscale.apps.recommend.matrix import InteractionMatrix, _lookup
+from mlscale.apps.recommend.matrix import InteractionMatrix, lookup_ids
 from mlscale.errors import ValidationError
 
 __all__ = ["DEFAULT_REGULARIZATION", "MAX_K", "ImplicitRecommender", "Recommendations"]
@@ -266,12 +266,12 @@ class ImplicitRecommender:
     def user_index(self, users: Sequence[Any] | npt.NDArray[Any]) -> npt.NDArray[np.int64]:
         """Row of each user id in the model; -1 for unknown users."""
         self._check_fitted()
-        return _lookup(self.user_ids_, self._user_sorter, self._coerce(users, self.user_ids_, "users"))
+        return lookup_ids(self.user_ids_, self._user_sorter, self._coerce(users, self.user_ids_, "users"))
 
     def item_index(self, items: Sequence[Any] | npt.NDArray[Any], field: str = "items") -> npt.NDArray[np.int64]:
         """Column of each item id in the model; -1 for unknown items."""
         self._check_fitted()
-        return _lookup(self.item_ids_, self._item_sorter, self._coerce(items, self.item_ids_, field))
+        return lookup_ids(self.item_ids_, self._item_sorter, self._coerce(items, self.item_ids_, field))
 
     # -- fold-in ------------------------------------------------------------------
 
@@ -323,7 +323,7 @@ class ImplicitRecommender:
         self._check_fitted()
         k = self._check_k(k, self.n_items if include is None else max(1, len(include)))
         users_arr = self._coerce(users, self.user_ids_, "users")
-        rows = _lookup(self.user_ids_, self._user_sorter, users_arr)
+        rows = lookup_ids(self.user_ids_, self._user_sorter, users_arr)
         n = rows.size
         candidates: npt.NDArray[np.int64] | None = None
         if include is not None:
