@@ -546,7 +546,7 @@ class RecommendPredictor(Predictor):
         return SimilarRequest(items=[item], k=_query_k(query) if query else 10)
 
     def similar_batch(self, requests: Sequence[SimilarRequest]) -> list[SimilarResponse | MlscaleError]:
-        """Answer a micro-batch of ``similar`` requests, one call per distinct k."""
+        """Answer a micro-batch of ``similar`` requests: one ``similar_items`` call per request (not merged)."""
         out: list[SimilarResponse | MlscaleError] = []
         for req in requests:
             try:
