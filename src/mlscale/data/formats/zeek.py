@@ -440,6 +440,30 @@ class ZeekLog:
         """Every record as one table."""
         return pa.Table.from_batches(list(self), schema=self.schema)
 
+    @property
+    def first_record_line(self) -> int:
+        """1-based line of the first record (after a TSV log's ``#`` header); 1 for JSON."""
+        if self.is_json:
+            return 1
+        with open_binary(self.path) as stream:
+            for number, raw in enumerate(stream, start=1):
+                if raw.strip() and not raw.startswith(b"#"):
+                    return number
+        return 1
+
+    @property
+    def fields_line(self) -> int | None:
+        """1-based line of a TSV log's ``#fields`` header; None for JSON or a log without one."""
+        if self.is_json:
+            return None
+        with open_binary(self.path) as stream:
+            for number, raw in enumerate(stream, start=1):
+                if raw.startswith(b"#fields"):
+                    return number
+                if not raw.startswith(b"#"):
+                    return None
+        return None
+
 
 def _first_byte(path: Path) -> bytes:
     with open_binary(path) as stream:
