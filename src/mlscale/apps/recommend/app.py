@@ -3,7 +3,7 @@
 The generic verbs (``train``, ``evaluate``, ``update``, ``precompute``) are
 the command line's; this module only says what the recommender brings to
 each: params classes, a trainer and an evaluator per engine (Spark's in
-:mod:`~mlscale.apps.recommend.train_spark`), the codec, the predictor and
+:mod:`~mlscale.apps.recommend.spark`), the codec, the predictor and
 the load-test scenario.
 """
 
@@ -141,15 +141,15 @@ class RecommendApp(Application):
     params: ClassVar[Mapping[str, type[Any]]] = {"als": AlsParams, "bpr": BprParams}
     trainers: ClassVar[Mapping[str, str]] = {
         "local": f"{_HERE}.app:LOCAL_TRAINER",
-        "spark": f"{_HERE}.train_spark:TRAINER",
+        "spark": f"{_HERE}.spark:TRAINER",
     }
     evaluators: ClassVar[Mapping[str, str]] = {
         "local": f"{_HERE}.app:LOCAL_EVALUATOR",
-        "spark": f"{_HERE}.train_spark:EVALUATOR",
+        "spark": f"{_HERE}.spark:EVALUATOR",
     }
     precomputers: ClassVar[Mapping[str, str]] = {
         "local": f"{_HERE}.precompute:PRECOMPUTER",
-        "spark": f"{_HERE}.train_spark:PRECOMPUTER",
+        "spark": f"{_HERE}.spark:PRECOMPUTER",
     }
     updater: ClassVar[str | None] = f"{_HERE}.update:UPDATER"
     requires: ClassVar[tuple[str, ...]] = ("implicit", "scipy", "threadpoolctl")
