@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -38,9 +38,6 @@ from mlscale.apps.recommend.ingest import MatrixBuilder
 from mlscale.apps.recommend.model import ImplicitRecommender, _check_params
 from mlscale.engines.spark import SparkEngine, functions, spark_errors, staging_dir, to_arrow
 from mlscale.errors import DataError, ValidationError
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = [
     "SPARK_DEFAULT_REGULARIZATION",
