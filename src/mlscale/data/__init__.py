@@ -11,6 +11,7 @@ written atomically by :mod:`mlscale.data.writers`.
 from mlscale.data.ingest import DEFAULT_MEMORY_BUDGET, IngestSummary, ingest_parquet, parse_size
 from mlscale.data.readers import BadRow, InteractionReader, TextFormat, interaction_schema, sniff_format
 from mlscale.data.sources import InteractionStream, open_interactions
+from mlscale.data.streams import open_binary
 from mlscale.data.writers import PartWriter, write_csv, write_parquet
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "TextFormat",
     "ingest_parquet",
     "interaction_schema",
+    "open_binary",
     "open_interactions",
     "parse_size",
     "sniff_format",
