@@ -173,13 +173,21 @@ def test_an_engine_without_a_trainer_is_one_clear_line(tmp_path: Path, capsys: p
     assert "Traceback" not in err
 
 
-def test_an_app_without_its_libraries_says_the_pip_line(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_app_without_its_libraries_says_the_pip_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     # Fault injected: the app declares a library this machine does not have.
     monkeypatch.setattr(type(get_application("mean")), "requires", ("mlscale_no_such_library",))
     discovery._load.cache_clear()
     with pytest.raises(ConfigError, match="mlscale_no_such_library") as info:
         get_application("mean")
     assert info.value.hint == "install it with `pip install 'mlscale[mean]'`"
+    # the command line still works for everything else, and using the app says the line
+    assert main(["models", "list", "--registry", str(tmp_path)]) == 0
+    assert main(["train", "mean", "--data", "x.parquet", "--name", "m", "--registry", str(tmp_path)]) != 0
+    err = capsys.readouterr().err
+    assert "pip install 'mlscale[mean]'" in err
+    assert "Traceback" not in err
 
 
 def test_the_example_app_is_one_folder() -> None:

@@ -18,7 +18,7 @@ from mlscale._cli.params import add_params_arguments, params_from_args
 from mlscale.apps import VERBS, Application, application_names, get_application
 from mlscale.apps.base import Job, load_object, publish_model
 from mlscale.engines import ENGINES, Engine, get_engine
-from mlscale.errors import ValidationError
+from mlscale.errors import ConfigError, ValidationError
 from mlscale.registry import ModelRef, Store, open_store
 
 __all__ = ["add_engine_args", "add_parser", "open_engine"]
@@ -77,19 +77,46 @@ def _add_verb_arguments(verb: str, app: Application, p: argparse.ArgumentParser)
     app.add_arguments(verb, p)
 
 
+def _installed() -> tuple[dict[str, Application], dict[str, ConfigError]]:
+    """The applications that load, and why the others do not (a missing extra: its pip line)."""
+    apps: dict[str, Application] = {}
+    missing: dict[str, ConfigError] = {}
+    for name in application_names():
+        try:
+            apps[name] = get_application(name)
+        except ConfigError as err:
+            missing[name] = err
+    return apps, missing
+
+
+def _unavailable(err: ConfigError) -> Any:
+    def run(args: argparse.Namespace) -> int:
+        raise err
+
+    return run
+
+
 def add_parser(sub: Any) -> None:
+    # An application whose extra is not installed still appears, and using it says the pip line;
+    # the rest of the command line keeps working without it.
+    apps, missing = _installed()
     for verb in VERBS:
         p = sub.add_parser(verb, help=_HELP[verb], description=_HELP[verb].capitalize() + ".")
-        apps = p.add_subparsers(dest="app", metavar="APP", required=True)
-        for name in application_names():
-            app = get_application(name)
+        group = p.add_subparsers(dest="app", metavar="APP", required=True)
+        for name, app in apps.items():
             if verb not in app.verbs:
                 continue
-            ap = apps.add_parser(name, help=app.summary, description=f"{_HELP[verb].capitalize()}: {app.summary}")
+            ap = group.add_parser(name, help=app.summary, description=f"{_HELP[verb].capitalize()}: {app.summary}")
             _add_verb_arguments(verb, app, ap)
             ap.set_defaults(handler=_RUN[verb])
-    for name in application_names():
-        get_application(name).add_commands(sub)
+        for name, err in missing.items():
+            # No prefix characters: every flag the user gave is taken as a plain word, so any command line
+            # reaches the handler, which says what to install.
+            ap = group.add_parser(name, help=f"(not installed: {err.hint})", add_help=False, prefix_chars="\x00")
+            ap.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+            ap.set_defaults(handler=_unavailable(err))
+    for app in apps.values():
+        app.add_commands(sub)
 
 
 def _store(args: argparse.Namespace) -> Store:
