@@ -1,9 +1,10 @@
 """Stream interaction logs (user, item, rating, timestamp) from text or Parquet files.
 
-The reader never holds a whole file: it cuts the (possibly gzip-compressed) text
-into blocks of whole lines, parses each block with Arrow's multi-threaded CSV
-parser and yields one :class:`pyarrow.RecordBatch` per block, always with the
-same schema:
+The reader never holds a whole file: it cuts the text (plain, gzip or a
+one-file zip, opened by :func:`mlscale.data.streams.open_binary`) into blocks
+of whole lines, parses each block with Arrow's multi-threaded CSV parser and
+yields one :class:`pyarrow.RecordBatch` per block, always with the same
+schema:
 
 ========== ====================== ==============================================
 column     type                   meaning
