@@ -16,9 +16,10 @@ point) declares, per stage:
 
 The generic verbs (``mlscale train|evaluate|update|precompute APP``, publish,
 promote) are written once, in the command line and :func:`publish_model`, and
-call the application only through this contract. This module is the bottom
-layer with :mod:`mlscale.errors` and :mod:`mlscale.config`: it imports no stage
-at run time (their types only for the type checker).
+call the application only through this contract. The contract sits between
+the applications and the stages (it speaks the stages' types: ``Predictor``,
+``Scenario``, ``LoadedModel``, ``Engine``), and no stage imports it: the serving
+stage, for one, receives its predictors through an injected factory.
 
 >>> import dataclasses
 >>> @dataclasses.dataclass(frozen=True)
@@ -295,7 +296,7 @@ class Application(abc.ABC):
 
     def model_ref(self, text: str) -> ModelRef:
         """``NAME``, ``NAME@alias`` or ``APP/NAME[@sel]`` -> a reference to one of this app's models."""
-        from mlscale.registry import ModelRef  # the registry is a stage: imported when used, not at load
+        from mlscale.registry import ModelRef  # when used: loading an app need not load the registry
 
         ref = ModelRef.parse(text if "/" in text else f"{self.name}/{text}")
         if ref.app != self.name:
