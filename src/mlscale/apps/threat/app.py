@@ -46,7 +46,16 @@ if TYPE_CHECKING:
     from mlscale.loadtest.scenario import Scenario
     from mlscale.serve.predictor import Predictor
 
-__all__ = ["LOCAL_EVALUATOR", "LOCAL_TRAINER", "ThreatApp", "TrainingData", "prepare", "resolve_data"]
+__all__ = [
+    "FEEDBACK",
+    "LOCAL_EVALUATOR",
+    "LOCAL_TRAINER",
+    "ThreatApp",
+    "TrainingData",
+    "feedback_log",
+    "prepare",
+    "resolve_data",
+]
 
 _DEFAULT_EVAL_DATA = "stratosphere-zeek-labeled"
 #: The params ``evaluate threat`` takes (a method's own settings, such as Spot's words, win over others).
