@@ -6,7 +6,8 @@ Routes (HTTP/1.1, JSON):
   for recommenders); ``GET /v1/models/{name}/{action}/{key}``: one key;
 - ``GET /v1/models``, ``/v1/models/{name}``: what is served, which version;
 - ``GET /healthz`` (alive), ``/readyz`` (models loaded and warmed, not draining),
-  ``/metrics`` (Prometheus), ``/openapi.json`` (every route, with schemas).
+  ``/metrics`` (Prometheus), ``/openapi.json`` (every route, with schemas);
+- whatever a caller mounts (:mod:`mlscale.serve.mount`: ``mlscale serve --console`` adds ``/ui/``).
 
 How it stays fast and safe: concurrent requests to one model are coalesced into
 one vectorised call (:mod:`mlscale.serve._batcher`); several worker processes
@@ -52,16 +53,20 @@ from mlscale.serve._config import ServeConfig
 from mlscale.serve._metrics import Metrics
 from mlscale.serve._models import PredictorFactory, parse_model_arg, resolve_factory
 from mlscale.serve._supervisor import Supervisor, bind_socket
+from mlscale.serve.mount import Mount, Reply, build_mount
 from mlscale.serve.predictor import Action, Predictor
 
 __all__ = [
     "Action",
+    "Mount",
     "OverloadedError",
     "Predictor",
     "PredictorFactory",
+    "Reply",
     "ServeConfig",
     "ServingApp",
     "Supervisor",
+    "build_mount",
     "create_app",
     "resolve_models",
     "serve",
@@ -144,7 +149,7 @@ def serve(
     then replaces any worker that dies. ``token`` (default:
     ``MLSCALE_API_TOKEN``) protects every route but the health checks.
     """
-    if not config.predictor_factory:
+    if not config.predictor_factory and config.models:
         raise ConfigError(
             "the configuration names no predictor factory for the workers",
             hint="set ServeConfig.predictor_factory='package.module:function' (mlscale serve sets it)",

@@ -16,7 +16,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
@@ -28,6 +28,7 @@ from mlscale.serve._http import Request
 from mlscale.serve._metrics import BATCH_BUCKETS, Metrics
 from mlscale.serve._models import LiveModel, ModelSlot
 from mlscale.serve._openapi import openapi_document
+from mlscale.serve.mount import Mount
 
 __all__ = ["ServeMetrics", "ServingApp"]
 
@@ -131,7 +132,8 @@ class ServingApp:
     when set, every route but ``/healthz`` and ``/readyz`` needs
     ``Authorization: Bearer <token>``. ``timeout`` is the default deadline
     (seconds) of a model request; a client may ask for less (or more, up to 10
-    minutes) with the ``X-Request-Timeout-Ms`` header.
+    minutes) with the ``X-Request-Timeout-Ms`` header. ``mounts`` add routes under their prefixes
+    (:mod:`mlscale.serve.mount`).
     """
 
     def __init__(
@@ -141,8 +143,10 @@ class ServingApp:
         metrics: ServeMetrics,
         token: str | None = None,
         timeout: float = 1.0,
+        mounts: Sequence[Mount] = (),
     ) -> None:
         self.slots = dict(slots)
+        self.mounts = tuple(mounts)
         self.metrics = metrics
         self.timeout = timeout
         self._auth = None if token is None else b"Bearer " + token.encode()
@@ -159,7 +163,7 @@ class ServingApp:
             b"/v1/models": self._list_models,
             b"/v1/models/": self._list_models,
         }
-        self._openapi_doc = openapi_document(self.slots, secured=token is not None)
+        self._openapi_doc = _with_mounts(openapi_document(self.slots, secured=token is not None), self.mounts)
         self._connections: Any = None
         for slot in self.slots.values():
             self.track_version(slot, slot.live)
@@ -227,6 +231,10 @@ class ServingApp:
             return
         fixed = self._fixed.get(path)
         if fixed is None:
+            for mount in self.mounts:
+                if path == mount.prefix.encode() or path.startswith(mount.prefix.encode() + b"/"):
+                    self._mounted(mount, req, path.decode("utf-8", "replace"), query)
+                    return
             self._error(req, "other", 404, f"no route {path.decode('latin-1')!r}; see /openapi.json")
             return
         route = path.decode().rstrip("/") or "/"
@@ -250,6 +258,19 @@ class ServingApp:
             headers=((b"www-authenticate", b'Bearer realm="mlscale"'),),
         )
         return False
+
+    def _mounted(self, mount: Mount, req: Request, path: str, query: bytes) -> None:
+        route = mount.prefix
+        if not mount.public(path) and not self._authorized(req, route):
+            return
+
+        def reply(status: int, body: bytes, content_type: bytes, headers: tuple[tuple[bytes, bytes], ...]) -> None:
+            self._send(req, route, status, body, headers, content_type)
+
+        try:
+            mount.handle(req.method.decode("latin-1"), path, query.decode("latin-1"), req.body, reply)
+        except Exception as err:  # a bug of the mount: a 500, never a dropped connection
+            self._fail(req, route, err)
 
     def _model_route(self, req: Request, rest: bytes, query: bytes) -> None:
         parts = rest.decode("utf-8", "replace").split("/", 2)
@@ -433,6 +454,18 @@ class ServingApp:
             }
         )
         await send({"type": "http.response.body", "body": payload})
+
+
+def _with_mounts(doc: bytes, mounts: Sequence[Mount]) -> bytes:
+    """The OpenAPI document with the mounts' paths and schemas merged in."""
+    if not mounts:
+        return doc
+    data = msgspec.json.decode(doc)
+    for mount in mounts:
+        extra = mount.openapi()
+        data.setdefault("paths", {}).update(extra.get("paths", {}))
+        data.setdefault("components", {}).setdefault("schemas", {}).update(extra.get("schemas", {}))
+    return msgspec.json.encode(data)
 
 
 class _BadRequestError(MlscaleError):

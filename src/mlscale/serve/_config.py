@@ -39,6 +39,9 @@ class ServeConfig:
     #: ``"module:attribute"`` of the predictor factory the workers build served models with (injected by
     #: the caller: the serve stage names no application).
     predictor_factory: str = ""
+    #: Extra routes, as (``"module:attribute"`` of a mount factory, JSON options) pairs
+    #: (:mod:`mlscale.serve.mount`).
+    mounts: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         checks: list[tuple[str, bool, str]] = [
@@ -57,7 +60,7 @@ class ServeConfig:
         for name, ok, expected in checks:
             if not ok:
                 raise ValidationError(f"expected {expected}, got {getattr(self, name)!r}", field=name)
-        if not self.models:
+        if not self.models and not self.mounts:
             raise ValidationError("expected at least one model to serve", field="models")
         names = [n for n, _ in self.models]
         dupes = sorted({n for n in names if names.count(n) > 1})
@@ -74,6 +77,7 @@ class ServeConfig:
         data["registry"] = str(self.registry)
         data["metrics_dir"] = None if self.metrics_dir is None else str(self.metrics_dir)
         data["models"] = [list(m) for m in self.models]
+        data["mounts"] = [list(m) for m in self.mounts]
         return json.dumps(data)
 
     @classmethod
@@ -83,4 +87,5 @@ class ServeConfig:
         data["registry"] = Path(data["registry"])
         data["metrics_dir"] = None if data["metrics_dir"] is None else Path(data["metrics_dir"])
         data["models"] = tuple((str(n), str(r)) for n, r in data["models"])
+        data["mounts"] = tuple((str(f), str(o)) for f, o in data.get("mounts", ()))
         return cls(**data)

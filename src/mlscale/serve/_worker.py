@@ -17,17 +17,19 @@ import socket
 import sys
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from threadpoolctl import threadpool_limits
 
 from mlscale.config import load_settings
-from mlscale.errors import MlscaleError
+from mlscale.errors import ConfigError, MlscaleError
 from mlscale.registry import ModelRef, Store, open_store
 from mlscale.serve._app import ServeMetrics, ServingApp
 from mlscale.serve._config import ServeConfig
 from mlscale.serve._http import Limits, Server, install_loop_policy
 from mlscale.serve._metrics import Metrics
 from mlscale.serve._models import BatchSettings, ModelSlot, PredictorFactory, Watcher, load_live, resolve_factory
+from mlscale.serve.mount import build_mount
 
 __all__ = ["build_app", "main", "run_worker"]
 
@@ -45,16 +47,22 @@ def build_app(
 
     ``predictor_factory`` builds each model's predictor (default: the config's ``"module:attribute"``).
     """
-    factory = predictor_factory or resolve_factory(config.predictor_factory)
+    factory = predictor_factory or (resolve_factory(config.predictor_factory) if config.models else None)
     serve_metrics = ServeMetrics(metrics)
     settings = BatchSettings(max_batch=config.max_batch, max_wait=config.batch_wait, max_queue=config.max_queue)
     slots = {}
     for name, ref_text in config.models:
         ref = ModelRef.parse(ref_text)
         exact = ref.with_selector(store.current_version(ref))
+        assert factory is not None
         live = load_live(store, exact, predictor_factory=factory, verify=config.verify)
         slots[name] = ModelSlot(name, ref, live, settings, serve_metrics.stats)
-    return ServingApp(slots, metrics=serve_metrics, token=token, timeout=config.timeout)
+    mounts = [build_mount(f, options) for f, options in config.mounts]
+    return ServingApp(slots, metrics=serve_metrics, token=token, timeout=config.timeout, mounts=mounts)
+
+
+def _no_factory(loaded: object) -> Any:  # only models need a predictor factory; a mounts-only server has none
+    raise ConfigError("no predictor factory")
 
 
 def limits_of(config: ServeConfig) -> Limits:
@@ -72,7 +80,7 @@ async def _serve(config: ServeConfig, app: ServingApp, sock: socket.socket, stat
         store,
         list(app.slots.values()),
         loop,
-        predictor_factory=resolve_factory(config.predictor_factory),
+        predictor_factory=resolve_factory(config.predictor_factory) if config.models else _no_factory,
         interval=config.poll_interval,
         verify=config.verify,
         on_swap=app.on_swap,
