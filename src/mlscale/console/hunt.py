@@ -123,8 +123,8 @@ def parse_filters(query: Mapping[str, str]) -> Filters:
             max_score = float(q["max_score"])
         except ValueError:
             max_score = math.nan
-        if not 0.0 <= max_score <= 1.0:
-            raise ValidationError(f"expected a score in 0..1, got {q['max_score']!r}", field="max_score")
+        if not math.isfinite(max_score):
+            raise ValidationError(f"expected a number, got {q['max_score']!r}", field="max_score")
     verdict = q.get("verdict")
     if verdict is not None and verdict not in ("none", "any", "1", "2", "3"):
         raise ValidationError(f"expected none, any, 1, 2 or 3, got {verdict!r}", field="verdict")

@@ -13,7 +13,7 @@ _FILTERS = [
     ("ip", "an IP address or a CIDR (either side of the flow)"),
     ("port", "a port (either side)"),
     ("proto", "a transport protocol (tcp, udp, icmp...)"),
-    ("max_score", "only rows with a score at most this (0..1; lower is more suspicious)"),
+    ("max_score", "only rows with a score at most this (lower is more suspicious)"),
     ("verdict", "none (unrated), any, 1, 2 or 3"),
     ("model", "the threat model whose verdicts apply (default: the run's, or the only one)"),
 ]
