@@ -13,19 +13,22 @@ console's state folder.
 >>> import tempfile, pathlib, pyarrow as pa, pyarrow.parquet as pq
 >>> with tempfile.TemporaryDirectory() as tmp:
 ...     path = pathlib.Path(tmp, "run.parquet")
-...     pq.write_table(pa.table({"rank": [1, 2, 3], "score": [0.1, 0.2, 0.3], "src_ip": ["a", "b", "a"],
-...                              "dst_ip": ["c", "c", "d"]}), path)
+...     ips = ["10.0.0.1", "10.0.0.2", "10.0.0.1"]
+...     pq.write_table(pa.table({"rank": [1, 2, 3], "score": [0.1, 0.2, 0.3], "src_ip": ips,
+...                              "dst_ip": ["10.0.0.3"] * 3}), path)
 ...     run = ScoredRun(path, pathlib.Path(tmp, "state"))
-...     page = run.page(parse_filters({"ip": "a"}), limit=1)
+...     page = run.page(parse_filters({"ip": "10.0.0.1"}), limit=1)
 ...     [r["rank"] for r in page["rows"]], page["next_after"]
 ([1], 1)
 """
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import hashlib
 import ipaddress
+import itertools
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -189,7 +192,9 @@ class ScoredRun:
         self.path = self._indexed(state)
         self.dataset = ds.dataset(self.path, format="parquet")
         self.schema = self.dataset.schema
-        self.rows = int(pq.ParquetFile(self.path).metadata.num_rows)
+        self._meta = pq.ParquetFile(self.path).metadata
+        self.rows = int(self._meta.num_rows)
+        self._max_rank, self._min_score = _group_bounds(self._meta)
         names = self.schema.names
         if "rank" not in names or "score" not in names:
             raise DataError(f"{self.source}: not a list from `mlscale threat score` (no rank or score column)")
@@ -263,12 +268,20 @@ class ScoredRun:
     def _scan(
         self, f: Filters, after: int, verdicts: Sequence[Any], columns: Sequence[str] | None = None
     ) -> Iterator[pa.RecordBatch]:
+        """Matching rows in rank order, one row group at a time, from the first group past ``after``.
+
+        The groups are chosen from the file's statistics (rank, and score for a threshold: both grow
+        down the file), and nothing is read ahead: stopping the iteration stops the reading.
+        """
         cols = None if columns is None else [c for c in columns if c in self.schema.names]
-        scanner = self.dataset.scanner(
-            columns=cols, filter=self._expression(f, after), batch_size=4096, use_threads=False
-        )
-        for batch in scanner.to_batches():
-            if batch.num_rows:
+        expr = self._expression(f, after)
+        pf = pq.ParquetFile(self.path, metadata=self._meta)
+        start = bisect.bisect_right(self._max_rank, after)
+        for g in range(start, len(self._max_rank)):
+            if f.max_score is not None and self._min_score[g] > f.max_score:
+                break
+            table = pf.read_row_group(g, columns=cols).filter(expr)
+            for batch in table.to_batches(max_chunksize=4096):
                 batch = self._refine(batch, f, verdicts)
                 if batch.num_rows:
                     yield batch
@@ -387,6 +400,25 @@ class NotFoundError(ValidationError):
     """What was asked for is not there (404, naming the field)."""
 
     http_status = 404
+
+
+def _group_bounds(meta: pq.FileMetaData) -> tuple[list[float], list[float]]:
+    """Per row group, the largest rank and the smallest score (from the statistics; -inf/+inf unknown)."""
+    names = meta.schema.names
+    max_rank: list[float] = []
+    min_score: list[float] = []
+    for g in range(meta.num_row_groups):
+        rg = meta.row_group(g)
+        bounds = []
+        for name, pick, missing in (("rank", "max", math.inf), ("score", "min", -math.inf)):
+            stats = rg.column(names.index(name)).statistics if name in names else None
+            bounds.append(float(getattr(stats, pick)) if stats is not None and stats.has_min_max else missing)
+        max_rank.append(bounds[0])
+        min_score.append(bounds[1])
+    # a file not sorted by rank (the index copy always is) cannot skip groups by rank
+    if any(b < a for a, b in itertools.pairwise(max_rank)):
+        max_rank = [math.inf] * len(max_rank)
+    return max_rank, min_score
 
 
 def _small_sorted_groups(path: Path) -> bool:
