@@ -7,10 +7,12 @@ them there instead, as the README's were made).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -132,7 +134,10 @@ def _start(args: list[str], log: Path) -> Iterator[str]:
     # stdout to a file, not a pipe: a pipe nobody reads would block the server once full
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "mlscale.cli", "console", "--port", "0", *args], stdout=out, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "mlscale.cli", "console", "--port", "0", *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # the supervisor and its worker: stopped together below
         )
     try:
         deadline = time.monotonic() + 60
@@ -143,8 +148,11 @@ def _start(args: list[str], log: Path) -> Iterator[str]:
         assert match, f"the console did not start: {log.read_text()}"
         yield match.group(0)
     finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=20)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
 
 
 @pytest.fixture
@@ -181,6 +189,12 @@ def test_hunt_verdict_retrain_promote_report(console: str, world: dict[str, Path
     try:
         page.goto(console)
         page.wait_for_selector("#flows tbody tr")
+        # tab order: the four views first, in order, then sign-out and the hunt toolbar
+        order = []
+        for _ in range(6):
+            page.keyboard.press("Tab")
+            order.append(page.evaluate("() => document.activeElement.dataset.view || document.activeElement.id"))
+        assert order == ["hunt", "models", "serving", "loadtests", "logout", "run"]
         assert page.locator("#flows tbody tr").count() == 50
         page.screenshot(path=str(shots / "hunt.png"))
 
@@ -235,8 +249,10 @@ def test_hunt_verdict_retrain_promote_report(console: str, world: dict[str, Path
         # models: promote version 1 to production, confirmed in the page's dialog
         page.click(".tab[data-view=models]")
         page.wait_for_selector(".model[data-model='threat/zeek'] button.promote[data-version='1']")
-        page.click(".model[data-model='threat/zeek'] button.promote[data-version='1']")
-        page.click("#confirm-ok")
+        page.focus(".model[data-model='threat/zeek'] button.promote[data-version='1']")
+        page.keyboard.press("Enter")  # by keyboard: the dialog opens with Confirm focused
+        page.wait_for_selector("#confirm[open]")
+        page.keyboard.press("Enter")
         page.wait_for_selector("#models-info:has-text('production')")
         from mlscale.registry import open_store
 
