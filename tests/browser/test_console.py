@@ -233,7 +233,7 @@ def test_hunt_verdict_retrain_promote_report(console: str, world: dict[str, Path
         # an IP view with its peer graph
         page.click("#flows tbody tr[data-rank='1']")
         page.wait_for_selector("#detail .ip-link")
-        page.locator("#detail .ip-link").first.click()
+        page.locator("#detail .ip-link").last.click()  # the responder: the capture's busy host
         page.wait_for_selector("#graph circle")
         page.screenshot(path=str(shots / "ip.png"))
 

@@ -100,7 +100,7 @@ async function loadPage() {
   const cols = rows.length ? COLUMNS.filter(c => c in rows[0]) : COLUMNS;
   $("#flows thead").replaceChildren(el("tr", {}, ...cols.map(c => el("th", { scope: "col" }, c))));
   $("#flows tbody").replaceChildren(...rows.map(r => {
-    const tr = el("tr", { tabindex: "0", "data-rank": r.rank }, ...cols.map(c => el("td", c === "verdict" && r.verdict ? { class: "sev" + r.verdict } : {}, fmt(r[c]))));
+    const tr = el("tr", { tabindex: "0", "data-rank": r.rank }, ...cols.map(c => el("td", c === "verdict" && r.verdict ? { class: "sev" + r.verdict } : {}, c === "ts" && r.ts ? r.ts.slice(0, 19).replace("T", " ") : fmt(r[c]))));
     tr.addEventListener("click", () => openEvent(r.rank, tr));
     tr.addEventListener("keydown", ev => {
       if (ev.key === "Enter") openEvent(r.rank, tr);
@@ -177,7 +177,7 @@ async function openIp(ip) {
   const topics = v.topics ? el("p", { id: "topics" }, "topic mix: ", ...v.topics.map((t, i) => el("span", { class: "small" }, ` #${i} ${(100 * t).toFixed(0)}%`))) : el("p", { class: "info" }, "topic mix: the model does not know this IP");
   box.replaceChildren(
     el("h2", {}, `IP ${v.ip}`),
-    el("p", {}, `${v.flows.toLocaleString("en")} flows in this run`),
+    el("p", {}, `${v.flows.toLocaleString("en")} flow${v.flows === 1 ? "" : "s"} in this run, ${v.peers.length} peer${v.peers.length === 1 ? "" : "s"} shown`),
     el("h3", {}, "Flows over time"), timeline, topics,
     el("h3", {}, "Peers"), peerGraph(v.ip, v.peers),
     el("table", { id: "peers" }, el("thead", {}, el("tr", {}, el("th", {}, "peer"), el("th", {}, "flows"), el("th", {}, "min score"))),
@@ -188,8 +188,8 @@ async function openIp(ip) {
 }
 
 function peerGraph(center, peers) {
-  const size = 320, c = size / 2, r = 120;
-  const g = svgEl("svg", { width: size, height: size, role: "img", "aria-label": `network graph of ${center} and its peers`, id: "graph" });
+  const size = 420, c = size / 2, r = 110;
+  const g = svgEl("svg", { width: size, height: size, viewBox: `0 0 ${size} ${size}`, role: "img", "aria-label": `network graph of ${center} and its peers`, id: "graph" });
   const top = peers.slice(0, 16), maxFlows = Math.max(1, ...top.map(p => p.flows));
   top.forEach((p, i) => {
     const a = 2 * Math.PI * i / Math.max(1, top.length), x = c + r * Math.cos(a), y = c + r * Math.sin(a);
