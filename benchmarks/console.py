@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -27,6 +28,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
+from mlscale.console.hunt import INDEX_ROWS
 
 __all__ = ["main", "write_scored"]
 
@@ -65,7 +68,7 @@ def write_scored(path: Path, rows: int, seed: int = 0, chunk: int = 1 << 20) -> 
         )
         if writer is None:
             writer = pq.ParquetWriter(path, table.schema, compression="zstd")
-        writer.write_table(table, row_group_size=65_536)
+        writer.write_table(table, row_group_size=INDEX_ROWS)
         done += n
     assert writer is not None
     writer.close()
@@ -85,15 +88,22 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.console", description=__doc__.splitlines()[0])
     p.add_argument("--rows", default="1M", help="scored flows (1M, 10M...; default 1M)")
     p.add_argument("--pages", type=int, default=20, help="random-depth pages to time (default 20)")
+    p.add_argument("--write", type=Path, default=None, help=argparse.SUPPRESS)  # the writer child process
     args = p.parse_args(argv)
     text = args.rows.upper()
     rows = int(float(text.rstrip("KM")) * {"K": 10**3, "M": 10**6}.get(text[-1:], 1))
+    if args.write is not None:
+        write_scored(args.write, rows)
+        return 0
     from mlscale.console.hunt import Filters, ScoredRun, parse_filters
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp, "run.parquet")
         start = time.perf_counter()
-        write_scored(path, rows)
+        # written by a child process, so that this one's peak RSS is the console's alone
+        subprocess.run(
+            [sys.executable, "-m", "benchmarks.console", "--rows", args.rows, "--write", str(path)], check=True
+        )
         print(f"wrote {rows:,} scored flows in {time.perf_counter() - start:.1f}s ({path.stat().st_size / 1e6:.0f} MB)")
         rss0 = _rss_mb()
         run: list[ScoredRun] = []

@@ -55,7 +55,7 @@ __all__ = [
 ]
 
 #: Rows per row group of the console's index copy: small enough that a page reads little.
-INDEX_ROWS = 65_536
+INDEX_ROWS = 16_384
 #: Most rows on one page.
 MAX_LIMIT = 500
 _SUFFIXES = (".parquet", ".csv", ".json", ".jsonl")
@@ -213,11 +213,12 @@ class ScoredRun:
         if out.exists():
             return out
         out.parent.mkdir(parents=True, exist_ok=True)
-        table = _read_any(src)  # a CSV or big-group file: read once (the score command's own output size)
-        if "rank" in table.column_names:
-            table = table.take(pc.sort_indices(table, sort_keys=[("rank", "ascending")]))
         tmp = out.with_name(f".{out.name}.tmp")
-        pq.write_table(table, tmp, row_group_size=INDEX_ROWS, compression="zstd")
+        if not (src.suffix.lower() == ".parquet" and _copy_sorted(src, tmp)):
+            table = _read_any(src)  # CSV / JSON, or a Parquet file out of rank order: read once and sorted
+            if "rank" in table.column_names:
+                table = table.take(pc.sort_indices(table, sort_keys=[("rank", "ascending")]))
+            pq.write_table(table, tmp, row_group_size=INDEX_ROWS, compression="zstd")
         tmp.replace(out)
         return out
 
@@ -422,8 +423,12 @@ def _group_bounds(meta: pq.FileMetaData) -> tuple[list[float], list[float]]:
 
 
 def _small_sorted_groups(path: Path) -> bool:
-    """Whether a Parquet file already has small row groups in rank order (then no index copy is needed)."""
-    meta = pq.ParquetFile(path).metadata
+    """Whether a Parquet file already has small row groups in rank order (then no index copy is needed).
+
+    The statistics order the groups; each group's own order is checked on its rank column alone.
+    """
+    pf = pq.ParquetFile(path)
+    meta = pf.metadata
     try:
         i = meta.schema.names.index("rank")
     except ValueError:
@@ -437,7 +442,30 @@ def _small_sorted_groups(path: Path) -> bool:
         if stats is None or not stats.has_min_max or stats.min < last:
             return False
         last = stats.max
+    for g in range(meta.num_row_groups):
+        ranks = pf.read_row_group(g, columns=["rank"]).column(0).to_numpy()
+        if bool(np.any(np.diff(ranks) < 0)):
+            return False
     return True
+
+
+def _copy_sorted(src: Path, dst: Path) -> bool:
+    """Stream a rank-sorted Parquet file into ``dst`` with small row groups (False: it is not in rank order)."""
+    pf = pq.ParquetFile(src)
+    if "rank" not in pf.schema_arrow.names:
+        return False
+    last = -math.inf
+    with pq.ParquetWriter(dst, pf.schema_arrow, compression="zstd") as writer:
+        for batch in pf.iter_batches(batch_size=INDEX_ROWS):
+            ranks = batch.column(batch.schema.get_field_index("rank")).to_numpy(zero_copy_only=False)
+            if len(ranks) and (ranks[0] < last or bool(np.any(np.diff(ranks) < 0))):
+                break
+            last = ranks[-1] if len(ranks) else last
+            writer.write_batch(batch, row_group_size=INDEX_ROWS)
+        else:
+            return True
+    dst.unlink()
+    return False
 
 
 def _read_any(path: Path) -> pa.Table:

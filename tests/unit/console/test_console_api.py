@@ -218,3 +218,24 @@ def test_filters_reject_an_empty_window() -> None:
     with pytest.raises(ValidationError) as err:
         parse_filters({"since": "2024-01-02", "until": "2024-01-01"})
     assert err.value.field == "until"
+
+
+def test_a_big_group_parquet_run_is_streamed_into_the_index(world: dict[str, Path], tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    one = pq.read_table(world["runs"] / "day.parquet")
+    table = pa.concat_tables([one] * 10)  # more rows than two index groups (ranks repeat: still in order)
+    big = tmp_path / "big.parquet"
+    pq.write_table(table, big)  # one group: too big to page from directly
+    run = ScoredRun(big, tmp_path / "state")
+    assert run.path != big
+    meta = pq.ParquetFile(run.path).metadata
+    assert meta.num_rows == table.num_rows
+    assert meta.row_group(0).num_rows <= INDEX_ROWS
+    shuffled = tmp_path / "shuffled.parquet"
+    pq.write_table(one.take(list(range(one.num_rows))[::-1]), shuffled)  # out of rank order: sorted on copy
+    assert [r["rank"] for r in ScoredRun(shuffled, tmp_path / "state").page(parse_filters({}), limit=3)["rows"]] == [
+        1,
+        2,
+        3,
+    ]
