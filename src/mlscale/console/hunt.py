@@ -281,7 +281,12 @@ class ScoredRun:
         for g in range(start, len(self._max_rank)):
             if f.max_score is not None and self._min_score[g] > f.max_score:
                 break
-            table = pf.read_row_group(g, columns=cols).filter(expr)
+            table = pf.read_row_group(g, columns=cols)
+            if "rank" in table.column_names:
+                ranks = table.column("rank").to_numpy()
+                if bool(np.any(np.diff(ranks) < 0)):  # the statistics order groups, not the rows inside one
+                    table = table.sort_by("rank")
+            table = table.filter(expr)
             for batch in table.to_batches(max_chunksize=4096):
                 batch = self._refine(batch, f, verdicts)
                 if batch.num_rows:
@@ -425,10 +430,9 @@ def _group_bounds(meta: pq.FileMetaData) -> tuple[list[float], list[float]]:
 def _small_sorted_groups(path: Path) -> bool:
     """Whether a Parquet file already has small row groups in rank order (then no index copy is needed).
 
-    The statistics order the groups; each group's own order is checked on its rank column alone.
+    The statistics order the groups; a group out of order inside is sorted when it is read (it is small).
     """
-    pf = pq.ParquetFile(path)
-    meta = pf.metadata
+    meta = pq.ParquetFile(path).metadata
     try:
         i = meta.schema.names.index("rank")
     except ValueError:
@@ -442,10 +446,6 @@ def _small_sorted_groups(path: Path) -> bool:
         if stats is None or not stats.has_min_max or stats.min < last:
             return False
         last = stats.max
-    for g in range(meta.num_row_groups):
-        ranks = pf.read_row_group(g, columns=["rank"]).column(0).to_numpy()
-        if bool(np.any(np.diff(ranks) < 0)):
-            return False
     return True
 
 

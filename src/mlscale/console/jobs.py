@@ -35,6 +35,7 @@ from mlscale.registry import ModelRef, Store
 __all__ = ["JobRunner", "best_ranks"]
 
 _APP = "threat"
+_STALE_S = 3600.0
 
 
 def best_ranks(path: Path, verdicts: Sequence[Verdict]) -> list[int | None]:
@@ -85,7 +86,16 @@ class JobRunner:
         return data
 
     def running(self) -> bool:
-        return any(json.loads(p.read_text()).get("state") == "running" for p in self.folder.glob("*.json"))
+        """Whether a job is running (one whose status has not moved for an hour died with its process)."""
+        now = time.time()
+        for path in self.folder.glob("*.json"):
+            try:
+                state = json.loads(path.read_text()).get("state")
+            except (OSError, ValueError):
+                continue
+            if state == "running" and now - path.stat().st_mtime < _STALE_S:
+                return True
+        return False
 
     def _start(self, kind: str, work: Callable[[Callable[[str], None]], dict[str, Any]]) -> dict[str, Any]:
         with self._lock:
