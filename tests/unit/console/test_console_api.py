@@ -239,3 +239,21 @@ def test_a_big_group_parquet_run_is_streamed_into_the_index(world: dict[str, Pat
         2,
         3,
     ]
+
+
+def test_scoring_on_demand_is_a_job_that_makes_a_run(app: ServingApp, world: dict[str, Path]) -> None:
+    import time
+
+    status, job = call(app, "POST", "/ui/api/runs", {"model": "t"})
+    assert status == 200
+    deadline = time.monotonic() + 60
+    while job["state"] == "running" and time.monotonic() < deadline:
+        time.sleep(0.1)
+        job = call(app, "GET", f"/ui/api/jobs/{job['id']}")[1]
+    assert job["state"] == "done", job
+    run = job["result"]["run"]
+    assert (world["runs"] / run).is_file()
+    runs = call(app, "GET", "/ui/api/runs")[1]["runs"]
+    assert next(r for r in runs if r["id"] == run)["model"] == "threat/t@2"
+    assert call(app, "POST", "/ui/api/runs", {"model": "recommend/x"})[1]["error"]["field"] == "model"
+    assert call(app, "GET", "/ui/api/jobs/nope")[0] == 404
