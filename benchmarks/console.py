@@ -122,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             "port=22": {"port": "22"},
             "max_score=-19.9 (top 0.5%)": {"max_score": "-19.9"},
             f"ip={ip}": {"ip": ip},
+            "ip=192.0.2.1 (absent: every group read)": {"ip": "192.0.2.1"},
             "ip=10.0.0.0/16": {"ip": "10.0.0.0/16"},
         }.items():
             f = parse_filters(q)

@@ -247,6 +247,21 @@ class ScoredRun:
             expr &= field("score") <= f.max_score
         return expr
 
+    def _filter_columns(self, f: Filters) -> list[str]:
+        """The columns the Parquet filter of ``f`` reads."""
+        names = ["rank"]
+        if f.since is not None or f.until is not None:
+            names.append("ts")
+        if f.ip is not None or f.network is not None:
+            names += self.ip_columns
+        if f.port is not None:
+            names += self.port_columns
+        if f.proto is not None:
+            names.append("proto")
+        if f.max_score is not None:
+            names.append("score")
+        return [n for n in names if n in self.schema.names]
+
     def _refine(self, batch: pa.RecordBatch, f: Filters, verdicts: Sequence[Any]) -> pa.RecordBatch:
         """What the Parquet filter cannot say: a CIDR that is not whole octets, the verdict filter."""
         if batch.num_rows and f.network is not None and not _network_exact(f.network):
@@ -278,9 +293,13 @@ class ScoredRun:
         expr = self._expression(f, after)
         pf = pq.ParquetFile(self.path, metadata=self._meta)
         start = bisect.bisect_right(self._max_rank, after)
+        # A selective filter reads its own few columns first and skips the groups where nothing matches.
+        probe = self._filter_columns(f) if (f.ip or f.network or f.port is not None or f.proto) else None
         for g in range(start, len(self._max_rank)):
             if f.max_score is not None and self._min_score[g] > f.max_score:
                 break
+            if probe is not None and pf.read_row_group(g, columns=probe).filter(expr).num_rows == 0:
+                continue
             table = pf.read_row_group(g, columns=cols)
             if "rank" in table.column_names:
                 ranks = table.column("rank").to_numpy()
