@@ -28,7 +28,14 @@ def add_console_args(p: argparse.ArgumentParser, *, prefix: str = "") -> None:
 
 
 def console_mount(args: argparse.Namespace, *, prefix: str = "", server: str = "") -> tuple[str, str]:
-    """The (factory, options) pair of ``ServeConfig.mounts`` that builds the console."""
+    """The (factory, options) pair of ``ServeConfig.mounts`` that builds the console.
+
+    The console reads the threat app's runs and verdicts: without its extra this fails now, with the
+    ``pip install 'mlscale[threat]'`` line, not in the worker.
+    """
+    from mlscale.apps import get_application
+
+    get_application("threat")
     from mlscale.console import MOUNT_FACTORY
 
     key = prefix.replace("-", "_")

@@ -188,12 +188,15 @@ async function openIp(ip) {
 }
 
 function peerGraph(center, peers) {
-  const size = 420, c = size / 2, r = 110;
+  const size = 460, c = size / 2, r = 110;
   const g = svgEl("svg", { width: size, height: size, viewBox: `0 0 ${size} ${size}`, role: "img", "aria-label": `network graph of ${center} and its peers`, id: "graph" });
   const top = peers.slice(0, 16), maxFlows = Math.max(1, ...top.map(p => p.flows));
+  // red: the most suspicious third of these peers (scores are the model's; lower is more suspicious)
+  const scores = top.map(p => p.min_score).filter(x => x != null).sort((a, b) => a - b);
+  const cut = scores.length ? scores[Math.floor((scores.length - 1) / 3)] : null;
   top.forEach((p, i) => {
     const a = 2 * Math.PI * i / Math.max(1, top.length), x = c + r * Math.cos(a), y = c + r * Math.sin(a);
-    const red = p.min_score != null && p.min_score < 1e-3;
+    const red = p.min_score != null && cut != null && p.min_score <= cut;
     g.append(svgEl("line", { x1: c, y1: c, x2: x, y2: y, stroke: red ? "#b3261e" : "#8896a5", "stroke-width": 1 + 4 * p.flows / maxFlows }));
     const n = svgEl("circle", { cx: x, cy: y, r: 6, fill: red ? "#b3261e" : "#5b6570" });
     const title = svgEl("title"); title.textContent = `${p.ip}: ${p.flows} flows, min score ${fmt(p.min_score)}`; n.append(title);
