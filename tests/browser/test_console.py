@@ -54,6 +54,7 @@ def _mlscale(*args: str) -> None:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    _need_browser()  # skip before training anything
     data_dir = Path(os.environ.get("MLSCALE_DATA_DIR", "../shared/data"))
     capture = data_dir / CAPTURE
     if not capture.exists():
@@ -291,6 +292,7 @@ def test_hunt_verdict_retrain_promote_report(console: str, world: dict[str, Path
 
 def test_empty_registry_and_token(tmp_path: Path) -> None:
     errors: list[str] = []
+    _need_browser()
     os.environ["MLSCALE_API_TOKEN"] = "s3cret"
     try:
         gen = _start(["--registry", str(tmp_path / "empty")], tmp_path / "console.log")
