@@ -1,13 +1,14 @@
 """Record batches to disk, atomically: Parquet parts (:class:`PartWriter`) and delimited text.
 
-Every writer of the tree goes through here, so they share one guarantee: a
-failed write (an exception in the input, a full disk, a kill) never leaves
-anything that looks complete. :class:`PartWriter` writes its parts into a
-hidden temporary folder beside the output and renames that folder into place
-only in :meth:`PartWriter.commit`; :func:`write_csv` writes a temporary
-sibling file and renames it at the end. An :class:`OSError` while writing
-(``ENOSPC``, ``EACCES``...) becomes a :class:`~mlscale.errors.DataError`
-naming the path.
+The folders of Parquet parts mlscale writes itself (data ingest and synth,
+the threat ingest and synth, the benchmarks' workloads; Spark writes its own)
+go through :class:`PartWriter`, so they share one guarantee: a failed write
+(an exception in the input, a full disk, a kill) never leaves anything that
+looks complete. :class:`PartWriter` writes its parts into a hidden temporary
+folder beside the output and renames that folder into place only in
+:meth:`PartWriter.commit`; :func:`write_csv` writes a temporary sibling file
+and renames it at the end. An :class:`OSError` while writing (``ENOSPC``,
+``EACCES``...) becomes a :class:`~mlscale.errors.DataError` naming the path.
 
 >>> import pathlib, tempfile, pyarrow as pa
 >>> batch = pa.RecordBatch.from_pydict({"x": list(range(5))})
