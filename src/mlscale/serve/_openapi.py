@@ -66,6 +66,28 @@ def _simple_get(summary: str, description: str, schema: dict[str, Any], codes: t
     return {"get": {"summary": summary, "responses": responses}}
 
 
+def _query_schema(request_type: type[Any], name: str) -> dict[str, Any]:
+    """The schema of query parameter ``name``: its request field's, when that is a scalar; else a string.
+
+    So ``k`` is documented as the bounded integer the server checks, while list fields given in the
+    query as comma-separated text (``include=1,2``) stay strings.
+    """
+    try:
+        field_type = msgspec.inspect.type_info(request_type)
+    except (TypeError, ValueError):  # pragma: no cover - not a msgspec type
+        return {"type": "string"}
+    for f in getattr(field_type, "fields", ()):
+        if f.name == name and isinstance(f.type, msgspec.inspect.IntType | msgspec.inspect.BoolType):
+            schema: dict[str, Any] = {"type": "integer" if isinstance(f.type, msgspec.inspect.IntType) else "boolean"}
+            if isinstance(f.type, msgspec.inspect.IntType):
+                for key, attr in (("minimum", "ge"), ("maximum", "le")):
+                    bound = getattr(f.type, attr)
+                    if bound is not None:
+                        schema[key] = bound
+            return schema
+    return {"type": "string"}
+
+
 def openapi_document(slots: Mapping[str, ModelSlot], *, secured: bool) -> bytes:
     """The OpenAPI 3.1 document of a server serving ``slots``, encoded."""
     types: dict[str, tuple[type[Any], type[Any]]] = {}
@@ -140,7 +162,13 @@ def openapi_document(slots: Mapping[str, ModelSlot], *, secured: bool) -> bytes:
                 {"name": key, "in": "path", "required": True, "schema": {"type": "string"}},
             ]
             params += [
-                {"name": q, "in": "query", "required": False, "description": d, "schema": {"type": "string"}}
+                {
+                    "name": q,
+                    "in": "query",
+                    "required": False,
+                    "description": d,
+                    "schema": _query_schema(one_action.request_type, q),
+                }
                 for q, d in one_action.query_params.items()
             ]
             paths[f"/v1/models/{{name}}/{action}/{{{key}}}"] = {
