@@ -24,6 +24,7 @@ more confidence.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import tempfile
@@ -329,7 +330,9 @@ def ingest_parquet(
             tmp.rename(out)
     except BaseException:
         if writer is not None:
-            writer.close()
+            # Closing flushes, which fails again on a full disk: the folder goes all the same.
+            with contextlib.suppress(Exception):
+                writer.close()
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return [out / n for n in names]

@@ -43,6 +43,7 @@ not on ``chunk_rows``: random streams belong to fixed blocks of users.
 
 from __future__ import annotations
 
+import contextlib
 import gzip as _gzip
 import json
 import math
@@ -836,7 +837,9 @@ def write_parquet(
             tmp.rename(out)
     except BaseException:
         if writer is not None:
-            writer.close()
+            # Closing flushes, which fails again on a full disk: the folder goes all the same.
+            with contextlib.suppress(Exception):
+                writer.close()
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return [out / name for name in names]

@@ -41,6 +41,7 @@ which the shared reader loads whole.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -849,7 +850,8 @@ def ingest(
 
     Flows go to ``out/flows/part-NNNNN.parquet``, DNS records to ``out/dns/``; a part
     holds at most ``part_rows`` rows. Writing is streamed (bounded memory) and each
-    part becomes visible only once complete.
+    part becomes visible only once complete; a failed run (a bad file, a full disk)
+    removes the parts it wrote, so the folders hold only what earlier runs completed.
     """
     out = Path(out)
     sources = list_sources(Path(spec))
@@ -870,9 +872,12 @@ def ingest(
                 report.flows += rows
             else:
                 report.dns += rows
-    finally:
+    except BaseException:
         for writer in writers.values():
-            writer.close()
+            writer.abort()
+        raise
+    for writer in writers.values():
+        writer.close()
     return report
 
 
@@ -887,6 +892,7 @@ class _PartWriter:
         self._tmp: Path | None = None
         self._rows = 0
         self._index = 0
+        self._done: list[Path] = []
         folder.mkdir(parents=True, exist_ok=True)
         existing = sorted(folder.glob("part-*.parquet"))
         if existing:
@@ -905,9 +911,22 @@ class _PartWriter:
         if self._writer is None or self._tmp is None:
             return
         self._writer.close()
-        self._tmp.rename(self.folder / f"part-{self._index:05d}.parquet")
+        done = self.folder / f"part-{self._index:05d}.parquet"
+        self._tmp.rename(done)
+        self._done.append(done)
         self._writer, self._tmp, self._rows = None, None, 0
         self._index += 1
 
     def close(self) -> None:
         self._finish()
+
+    def abort(self) -> None:
+        """Drop the part being written and those this run completed (a failed run leaves nothing)."""
+        if self._writer is not None:
+            with contextlib.suppress(Exception):  # closing flushes: fails again on a full disk
+                self._writer.close()
+        if self._tmp is not None:
+            self._tmp.unlink(missing_ok=True)
+        for path in self._done:
+            path.unlink(missing_ok=True)
+        self._writer, self._tmp, self._rows, self._done = None, None, 0, []
