@@ -42,10 +42,12 @@ which the shared reader loads whole.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import os
 import re
 import shutil
 import subprocess
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,9 +114,20 @@ class SourceFile:
 # -- detection ----------------------------------------------------------------------------
 
 
+# What a cut-short or corrupt gzip stream raises while it is read.
+_BROKEN_STREAM = (EOFError, zlib.error, gzip.BadGzipFile)
+
+
 def _head(path: Path, size: int = 65_536) -> bytes:
-    with open_binary(path) as stream:
-        return stream.read(size)
+    try:
+        with open_binary(path) as stream:
+            return stream.read(size)
+    except _BROKEN_STREAM as err:
+        raise DataFormatError(
+            f"corrupt or truncated compressed file ({err})",
+            path=str(path),
+            hint="the download or copy was probably cut short: fetch the file again",
+        ) from None
 
 
 def detect_format(path: Path) -> SourceFile:
@@ -305,12 +318,31 @@ def _text(values: pa.Array | None, n: int) -> pa.Array:
     return pc.if_else(pc.equal(out, ""), pa.scalar(None, pa.string()), out)
 
 
-def _seconds_to_time(values: pa.Array) -> pa.Array:
+def _seconds_to_time(values: pa.Array, lines: np.ndarray | None = None) -> pa.Array:
     if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
-        return values.cast(pa.timestamp("us", "UTC")).cast(pa.int64()).cast(FLOW_TIME)
+        try:
+            # Epoch seconds as text (a Zeek log without its #types line), else ISO 8601 times.
+            values = values.cast(pa.float64())
+        except pa.ArrowInvalid:
+            try:
+                return values.cast(pa.timestamp("us", "UTC")).cast(pa.int64()).cast(FLOW_TIME)
+            except pa.ArrowInvalid as err:
+                raise DataFormatError(f"ts: expected epoch seconds or ISO 8601 times ({err})") from None
     if pa.types.is_timestamp(values.type):
         return values.cast(FLOW_TIME)
-    micros = pc.round(pc.multiply(values.cast(pa.float64()), 1e6))
+    seconds = values.cast(pa.float64())
+    finite = np.isfinite(np.asarray(seconds.to_numpy(zero_copy_only=False), dtype=np.float64))
+    # NaN / inf (and beyond int64 microseconds) cannot be a time: say which record, not an Arrow trace.
+    ok = finite & (np.abs(np.nan_to_num(seconds.to_numpy(zero_copy_only=False), nan=0.0)) < 9.2e12)
+    if seconds.null_count:
+        ok |= np.asarray(seconds.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    if not ok.all():
+        bad = int(np.flatnonzero(~ok)[0])
+        raise DataFormatError(
+            f"ts: expected finite epoch seconds, got {seconds[bad].as_py()!r}",
+            line=None if lines is None else int(lines[bad]),
+        )
+    micros = pc.round(pc.multiply(seconds, 1e6))
     return micros.cast(pa.int64()).cast(FLOW_TIME)
 
 
@@ -442,7 +474,7 @@ def _iter_zeek_conn(path: Path, batch_rows: int) -> Iterator[pa.RecordBatch]:
             where,
             lines,
             flow_id=_col(b, "uid"),
-            ts=_seconds_to_time(b.column(b.schema.get_field_index("ts"))),
+            ts=_seconds_to_time(b.column(b.schema.get_field_index("ts")), lines),
             src_ip=b.column(b.schema.get_field_index("id.orig_h")),
             src_port=_col(b, "id.orig_p"),
             dst_ip=b.column(b.schema.get_field_index("id.resp_h")),
@@ -664,7 +696,7 @@ def _iter_zeek_dns(path: Path, batch_rows: int) -> Iterator[pa.RecordBatch]:
             where,
             lines,
             flow_id=_col(b, "uid"),
-            ts=_seconds_to_time(b.column(b.schema.get_field_index("ts"))),
+            ts=_seconds_to_time(b.column(b.schema.get_field_index("ts")), lines),
             client_ip=b.column(b.schema.get_field_index("id.orig_h")),
             server_ip=b.column(b.schema.get_field_index("id.resp_h")),
             query=b.column(b.schema.get_field_index("query")),
@@ -744,7 +776,7 @@ def _tshark_batch(b: pa.RecordBatch, lines: np.ndarray, where: str) -> pa.Record
         where,
         lines,
         flow_id=None,
-        ts=_seconds_to_time(b.column(b.schema.get_field_index("frame.time_epoch"))),
+        ts=_seconds_to_time(b.column(b.schema.get_field_index("frame.time_epoch")), lines),
         client_ip=pc.if_else(is_response, dst, src),
         server_ip=pc.if_else(is_response, src, dst),
         query=b.column(b.schema.get_field_index("dns.qry.name")),
@@ -788,14 +820,27 @@ def iter_records(
     src: SourceFile, *, batch_rows: int = DEFAULT_BATCH_ROWS, nfdump: str = "nfdump"
 ) -> Iterator[pa.RecordBatch]:
     """Batches of one recognised file, in the flow or DNS schema (``src.kind``)."""
-    if src.kind == "flows":
-        yield from _flow_reader(src, nfdump)(src.path, batch_rows)
-    elif src.format == "zeek-dns":
-        yield from _iter_zeek_dns(src.path, batch_rows)
-    elif src.format == "tshark-dns":
-        yield from _iter_tshark(src.path, batch_rows)
-    else:
-        yield from _iter_parquet(src.path, batch_rows, DNS_SCHEMA)
+    try:
+        if src.kind == "flows":
+            yield from _flow_reader(src, nfdump)(src.path, batch_rows)
+        elif src.format == "zeek-dns":
+            yield from _iter_zeek_dns(src.path, batch_rows)
+        elif src.format == "tshark-dns":
+            yield from _iter_tshark(src.path, batch_rows)
+        else:
+            yield from _iter_parquet(src.path, batch_rows, DNS_SCHEMA)
+    except _BROKEN_STREAM as err:
+        raise DataFormatError(
+            f"corrupt or truncated compressed file ({err})",
+            path=str(src.path),
+            hint="the download or copy was probably cut short: fetch the file again",
+        ) from None
+    except DataFormatError as err:
+        if err.path is not None:
+            raise
+        raise DataFormatError(err.reason, path=str(src.path), line=err.line, hint=err.hint) from None
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
+        raise DataFormatError(f"cannot read the records ({err})", path=str(src.path)) from None
 
 
 def iter_flows(
