@@ -160,3 +160,14 @@ def test_a_threat_flow_out_of_range_is_422_and_fails_no_neighbour(
     (s1, _), (s2, b2), (s3, _) = serve(threat_app, go)
     assert (s1, s2, s3) == (200, 422, 200)
     assert b2["error"]["field"] == field
+
+
+def test_empty_flows_are_refused_as_the_schema_says(threat_app: ServingApp) -> None:
+    async def go(port: int, server: Server) -> tuple[int, dict[str, Any]]:
+        c = await Client.open(port)
+        status, _, body = await c.request("POST", "/v1/models/fl/score", b'{"flows": []}')
+        c.close()
+        return status, json.loads(body)
+
+    status, body = serve(threat_app, go)
+    assert (status, body["error"]["field"]) == (422, "flows")
