@@ -79,7 +79,7 @@ class RecommendRequest(msgspec.Struct, forbid_unknown_fields=True, omit_defaults
     users: _Ids = msgspec.field(default_factory=list)
     k: _K = 10
     exclude_seen: bool = True
-    include: _Filter | None = None
+    include: Annotated[list[Id], msgspec.Meta(min_length=1, max_length=_MAX_FILTER)] | None = None
     exclude: _Filter | None = None
     recent_items: _Filter | dict[str, _Filter] | None = None
 
