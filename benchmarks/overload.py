@@ -1,7 +1,9 @@
 """Overload: how fast ``mlscale serve`` says 503 when offered three times its capacity.
 
 One worker; capacity measured first (closed loop, 16 connections, 5 s); then an open loop at
-``--factor`` x capacity for ``--duration`` s over up to 512 connections. For every answer the
+``--factor`` x capacity for ``--duration`` s over up to 512 connections, each request with a
+deadline of ``--deadline-ms`` (``X-Request-Timeout-Ms``: with the default 1 s deadline, 512 requests
+in flight queue within it and nothing is refused). For every answer the
 *service time* (from the request's actual send to its answer, so the client's own queueing is not
 counted) is recorded by status: the point is that a 503 costs the server nearly nothing (it is
 decided before the request is decoded) and comes back at once, not after the batch ahead of it.
@@ -42,11 +44,15 @@ def add_parser(sub: Any) -> None:
 def _arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--factor", type=float, default=3.0, help="offered load as a multiple of capacity (default 3)")
     p.add_argument("--duration", type=float, default=20.0, help="seconds of overload (default 20)")
+    p.add_argument("--deadline-ms", type=int, default=100, help="each request's X-Request-Timeout-Ms (default 100)")
     p.add_argument("--data-dir", type=Path, default=Path(os.environ.get("MLSCALE_DATA_DIR", "../shared/data")))
     p.add_argument("--out", type=Path, default=Path("benchmarks/results"))
 
 
-async def _overload(port: int, users: list[int], rate: float, duration: float) -> dict[int, list[float]]:
+async def _overload(
+    port: int, users: list[int], rate: float, duration: float, deadline_ms: int
+) -> dict[int, list[float]]:
+    header = b"host: s\r\nx-request-timeout-ms: %d\r\n" % deadline_ms
     rng = random.Random(0)
     idle: list[_Conn] = []
     opened = 0
@@ -66,7 +72,8 @@ async def _overload(port: int, users: list[int], rate: float, duration: float) -
                 reader, writer = await asyncio.open_connection("127.0.0.1", port)
                 conn = _Conn(reader, writer)
             sent = time.monotonic()
-            status, _ = await _exchange(conn, _request(users, False, rng), 5.0)
+            raw = _request(users, False, rng).replace(b"host: s\r\n", header, 1)
+            status, _ = await _exchange(conn, raw, 5.0)
             by_status.setdefault(status, []).append(time.monotonic() - sent)
             idle.append(conn)
         except Exception:
@@ -114,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
             time.sleep(0.2)
         capacity = asyncio.run(_closed_loop_capacity(port, users))
         rate = args.factor * capacity
-        by_status = asyncio.run(_overload(port, users, rate, args.duration))
+        by_status = asyncio.run(_overload(port, users, rate, args.duration, args.deadline_ms))
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
@@ -127,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
     result = {
         "capacity_rps": round(capacity, 1),
         "offered_rps": round(rate, 1),
+        "deadline_ms": args.deadline_ms,
         "service_by_status": service,
         "client_errors": len(by_status.get(0, [])),
         "client_out_of_connections": len(by_status.get(-1, [])),
