@@ -5,8 +5,9 @@ Reports requests sent, failures by cause, the p99 latency per minute, and the RS
 time (a plot). The goal: no valid request fails except those in flight on (or bound for a kept-alive
 connection to) a worker at the moment it is killed, and flat memory.
 
-Causes: ``killed_worker`` (connection reset or closed within 2 s of a kill, or on a kept-alive
-connection opened before a kill: it may lead to the dead worker), ``http_5xx`` (a server
+Causes: ``killed_worker`` (a reset, close or timeout within 2 s of a kill, or a reset or close on a
+kept-alive connection opened before a kill: it may lead to the dead worker; a live worker never resets
+a connection mid-request), ``http_5xx`` (a server
 error), ``http_503`` (refused at overload), ``timeout`` (no answer within the client timeout),
 ``unexpected_4xx`` (a valid request refused), ``malformed_accepted`` (a malformed one answered 2xx),
 ``connect`` (no connection).
@@ -197,7 +198,8 @@ async def _soak(port: int, users: list[int], rate: float, args: argparse.Namespa
         except _ClosedAfterAnswerError as err:
             status = err.status
         except TimeoutError:
-            tally.fail("killed_worker" if near_kill(time.monotonic(), conn) else "timeout", minute)
+            # A timeout is a kill's only when it comes right after one (a live worker never goes silent).
+            tally.fail("killed_worker" if near_kill(time.monotonic(), None) else "timeout", minute)
             if conn is not None:
                 conn.writer.close()
             return
