@@ -1,5 +1,8 @@
 """Stream interaction logs (user, item, rating, timestamp) from text or Parquet files.
 
+(About 700 lines, over the usual 600: sniffing, cutting blocks of whole lines and the checked slow path
+that names every bad row share the line bookkeeping; split apart, each would need it passed around.)
+
 The reader never holds a whole file: it cuts the (possibly gzip-compressed) text
 into blocks of whole lines, parses each block with Arrow's multi-threaded CSV
 parser and yields one :class:`pyarrow.RecordBatch` per block, always with the
