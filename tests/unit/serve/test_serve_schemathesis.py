@@ -67,7 +67,12 @@ def base_url(registry: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     thread.start()
     assert ready.wait(10)
     yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    loop.call_soon_threadsafe(server.close)
+
+    async def stop() -> None:
+        server.close()
+        await asyncio.sleep(0.1)  # the transports close their sockets on the next turns of the loop
+
+    asyncio.run_coroutine_threadsafe(stop(), loop).result(10)
     loop.call_soon_threadsafe(loop.stop)
     thread.join(10)
     loop.close()
