@@ -34,7 +34,7 @@ _ERRORS = {
     "401": _error("missing or wrong bearer token"),
     "404": _error("no such model or action"),
     "405": _error("method not allowed on this route"),
-    "413": _error("the body is larger than the limit"),
+    "413": _error("the body is larger than the limit, or the request asks for more work than one request may"),
     "422": _error("a field has the wrong type or is out of range (`field` names it)"),
     "503": _error("overloaded or the deadline cannot be met: retry after `Retry-After` seconds"),
 }
@@ -176,7 +176,7 @@ def openapi_document(slots: Mapping[str, ModelSlot], *, secured: bool) -> bytes:
                 "get": {
                     "summary": f"{one_action.summary} (one {key})",
                     "parameters": [timeout_param],
-                    "responses": {"200": ok, **{c: v for c, v in errors.items() if c != "413"}},
+                    "responses": {"200": ok, **errors},
                 },
             }
     doc: dict[str, Any] = {
