@@ -82,6 +82,11 @@ def _as_ref(ref: ModelRef | str) -> ModelRef:
     raise RegistryError(f"invalid model reference {ref!r}: expected 'app/name[@alias|@VERSION]' or a ModelRef")
 
 
+def _real_dir(path: Path) -> bool:
+    """A folder that is not a symlink (a symlinked version folder is not a version: ``list`` skips it)."""
+    return path.is_dir() and not path.is_symlink()
+
+
 def _version_number(name: str) -> int | None:
     """The version a folder name stands for (canonical decimal >= 1), else ``None``."""
     if name.isascii() and name.isdigit() and not name.startswith("0"):
@@ -358,14 +363,15 @@ class FileStore(Store):
                     f"--alias {ref.selector}",
                 )
             version = aliases[ref.selector]
-            if not (model_dir / str(version)).is_dir():
+            if not _real_dir(model_dir / str(version)):
                 raise ModelNotFoundError(
                     f"alias {ref.selector!r} of {ref.model} points to version {version}, which does not exist",
                     hint=f"promote an existing version: mlscale models promote {ref.model}@VERSION "
                     f"--alias {ref.selector}",
                 )
             return version
-        if not (model_dir / str(version)).is_dir():
+        if not _real_dir(model_dir / str(version)):
+            # A symlinked version folder is not a version (``list`` ignores it too): never served.
             versions = self._versions(model_dir)
             if not versions:
                 raise self._model_not_found(ref.app, ref.name)
@@ -620,6 +626,14 @@ class FileStore(Store):
         with _os_errors(f"set alias {alias!r} of {ref.model}"), self._locked(model_dir):
             version = self.current_version(ref)
             manifest = self._read_manifest(ref.app, ref.name, version)
+            # Verify before moving the alias: servers would refuse a corrupt version, and the next restart fail.
+            try:
+                self._check_files(model_dir / str(version), manifest, verify=True)
+            except ArtifactError as err:
+                raise ArtifactError(
+                    f"refusing to point {alias!r} at {ref.model}@{version}: {err.message}",
+                    hint=err.hint or "restore the file or publish the model again",
+                ) from None
             aliases = self._read_aliases(model_dir)
             aliases[alias] = version
             self._write_aliases(model_dir, aliases)
