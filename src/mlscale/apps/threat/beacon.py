@@ -5,7 +5,8 @@ destination port, protocol). Command-and-control implants call home at a
 steady period with messages of the same size, so their series show
 
 - **regular intervals**: the share of inter-arrival times within
-  ``tolerance`` (10%) of the series' median interval; the explanation gives
+  ``tolerance`` (10%) of the series' median interval (none when that
+  median is under ``min_interval_s``, 1 s: a burst of parallel connections); the explanation gives
   the mean and standard deviation of those regular intervals (exact: each
   bin keeps its sum and sum of squares) and the table also the median
   absolute deviation (MAD) of all intervals;
@@ -111,6 +112,7 @@ class BeaconConfig:
     window_s: float = 3600.0
     min_flows: int = 5
     tolerance: float = 0.10
+    min_interval_s: float = 1.0
 
     def __post_init__(self) -> None:
         if not self.window_s > 0:
@@ -177,9 +179,9 @@ def _count(series: I64, kinds: I64, bins: I64, counts: I64, sums: F64, squares: 
     c = np.bincount(inv, weights=counts, minlength=m).astype(np.int64)
     sm = np.bincount(inv, weights=sums, minlength=m)
     sq = np.bincount(inv, weights=squares, minlength=m)
-    b = uniq % 4096 - 2048
-    rest = uniq // 4096
-    return rest // 2, rest % 2, b, c, sm, sq
+    b = np.asarray(uniq % 4096 - 2048, np.int64)
+    rest = np.asarray(uniq // 4096, np.int64)
+    return rest // 2, rest % 2, b, c, np.asarray(sm, np.float64), np.asarray(sq, np.float64)
 
 
 class BeaconTracker:
@@ -191,7 +193,7 @@ class BeaconTracker:
 
     def __init__(self, config: BeaconConfig | None = None) -> None:
         self.config = config or BeaconConfig()
-        self._window_us = int(round(self.config.window_s * _US))
+        self._window_us = round(self.config.window_s * _US)
         self._keys: dict[tuple[Any, ...], int] = {}
         self._key_rows: list[tuple[Any, ...]] = []
         self._open: list[tuple[I64, I64, I64]] = []
@@ -268,14 +270,18 @@ class BeaconTracker:
         parts = self._hist
         if not parts:
             return _count(*(np.zeros(0, np.int64),) * 4, np.zeros(0), np.zeros(0))
-        return _count(*(np.concatenate([p[i] for p in parts]) for i in range(6)))  # type: ignore[arg-type]
+        cat = [np.concatenate([p[i] for p in parts]) for i in range(6)]
+        return _count(cat[0], cat[1], cat[2], cat[3], cat[4].astype(np.float64), cat[5].astype(np.float64))
 
     def table(self) -> pa.Table:
         """One row per series with at least ``min_flows`` flows (:data:`BEACON_COLUMNS`), strongest first."""
         self._close(None)
         self._hist = [self._merged()]
         keys = pa.table(
-            {k: pa.array([row[i] for row in self._key_rows], t) for i, (k, t) in enumerate(zip(KEY, _KEY_TYPES))}
+            {
+                k: pa.array([row[i] for row in self._key_rows], t)
+                for i, (k, t) in enumerate(zip(KEY, _KEY_TYPES, strict=True))
+            }
         )
         return beacon_features(keys, self._flows, self._first, self._last, self._hist[0], self.config)
 
@@ -327,7 +333,9 @@ def beacon_features(
         jitter = np.sqrt(np.maximum(near_sq / np.maximum(near, 1) - period * period, 0.0))
     jitter = np.where(near > 0, jitter, np.nan)
     n_int = np.bincount(i_s, weights=i_c, minlength=n)
-    interval_share = np.where(n_int > 0, near / np.maximum(n_int, 1), 0.0)
+    # A burst of parallel connections (a browser opening eight) repeats nothing: no interval evidence.
+    steady = np.nan_to_num(median, nan=0.0) >= config.min_interval_s
+    interval_share = np.where((n_int > 0) & steady, near / np.maximum(n_int, 1), 0.0)
 
     sv = ~iv
     s_s, s_b, s_c, s_sum = series[sv], bins[sv], counts[sv], sums[sv]
@@ -365,7 +373,7 @@ def beacon_features(
     ):
         out = out.append_column(name, pa.array(values, pa.float64()))
     out = out.filter(pa.array(flows[:n] >= config.min_flows))
-    out = out.append_column("reason", pa.array(_reasons(out), pa.string()))
+    out = out.append_column("reason", pa.array(_reasons(out, config), pa.string()))
     order_idx = pc.sort_indices(out, sort_keys=[("beacon", "descending"), ("src_ip", "ascending")])
     return out.take(order_idx)
 
@@ -380,7 +388,7 @@ def _span(seconds: float) -> str:
     return f"{seconds:.0f} s"
 
 
-def _reasons(table: pa.Table) -> list[str]:
+def _reasons(table: pa.Table, cfg: BeaconConfig) -> list[str]:
     cols = {c: table.column(c).to_pylist() for c in ("dst_ip", "dst_port", "proto", "flows", "interval_s",
                                                       "interval_jitter_s", "size_share")}  # fmt: skip
     first = _micros(table.column("first"))
@@ -388,7 +396,8 @@ def _reasons(table: pa.Table) -> list[str]:
     out = []
     for i in range(table.num_rows):
         med, mad = cols["interval_s"][i], cols["interval_jitter_s"][i]
-        every = "at no steady interval" if med is None or not np.isfinite(med) else f"every {med:.1f} s +- {mad:.1f} s"
+        steady = med is not None and np.isfinite(med) and med >= cfg.min_interval_s
+        every = f"every {med:.1f} s +- {mad:.1f} s" if steady else "at no steady interval"
         span = _span((int(last[i]) - int(first[i])) / _US)
         out.append(
             f"{every} to {cols['dst_ip'][i]}:{cols['dst_port'][i]}/{cols['proto'][i]} for {span} "
@@ -461,15 +470,15 @@ def spark_beacons(df: Any, config: BeaconConfig | None = None) -> pa.Table:
     back to the driver, where :func:`beacon_features` turns them into the
     same table.
     """
-    from pyspark.sql import functions as F
+    from pyspark.sql import functions as sf
 
     cfg = config or BeaconConfig()
-    window_us = int(round(cfg.window_s * _US))
+    window_us = round(cfg.window_s * _US)
     flows = df.select(
         *KEY,
-        F.col("ts").cast("timestamp").alias("ts"),
-        (F.coalesce(F.col("src_bytes"), F.lit(0)) + F.coalesce(F.col("dst_bytes"), F.lit(0))).alias("size"),
-    ).withColumn("ts_us", F.unix_micros(F.col("ts")))
+        sf.col("ts").cast("timestamp").alias("ts"),
+        (sf.coalesce(sf.col("src_bytes"), sf.lit(0)) + sf.coalesce(sf.col("dst_bytes"), sf.lit(0))).alias("size"),
+    ).withColumn("ts_us", sf.unix_micros(sf.col("ts")))
     schema = "src_ip string, dst_ip string, dst_port int, proto string, kind long, bin long, count long, " \
              "sum double, sumsq double, flows long, first long, last long"  # fmt: skip
 
@@ -498,18 +507,15 @@ def spark_beacons(df: Any, config: BeaconConfig | None = None) -> pa.Table:
         )
 
     rows = flows.groupBy(*KEY).applyInPandas(per_series, schema)
-    if hasattr(rows, "toArrow"):
-        got = rows.toArrow()
-    else:  # pragma: no cover - Spark < 4
-        got = pa.Table.from_pandas(rows.toPandas(), preserve_index=False)
+    # toArrow: Spark >= 4; older ones go through pandas.
+    got = rows.toArrow() if hasattr(rows, "toArrow") else pa.Table.from_pandas(rows.toPandas(), preserve_index=False)
     per = got.group_by(list(KEY), use_threads=False).aggregate([("flows", "max"), ("first", "min"), ("last", "max")])
     per = per.take(pc.sort_indices(per, sort_keys=[(k, "ascending") for k in KEY]))
     ids = per.select(list(KEY)).append_column("_sid", pa.array(np.arange(per.num_rows, dtype=np.int64)))
     joined = got.join(ids, keys=list(KEY), use_threads=False)
-    hist = _count(
-        *(np.asarray(joined.column(c).to_numpy(), np.int64) for c in ("_sid", "kind", "bin", "count")),
-        *(np.asarray(joined.column(c).to_numpy(), np.float64) for c in ("sum", "sumsq")),
-    )
+    ints = [np.asarray(joined.column(c).to_numpy(), np.int64) for c in ("_sid", "kind", "bin", "count")]
+    floats = [np.asarray(joined.column(c).to_numpy(), np.float64) for c in ("sum", "sumsq")]
+    hist = _count(ints[0], ints[1], ints[2], ints[3], floats[0], floats[1])
     keys = per.select(list(KEY)).cast(pa.schema([(k, t) for k, t in zip(KEY, _KEY_TYPES, strict=True)]))
     return beacon_features(
         keys,
@@ -519,4 +525,3 @@ def spark_beacons(df: Any, config: BeaconConfig | None = None) -> pa.Table:
         hist,
         cfg,
     )
-

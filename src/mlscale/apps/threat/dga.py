@@ -205,9 +205,7 @@ class DgaModel:
         digits = np.asarray(
             pc.count_substring_regex(pc.fill_null(labels, ""), r"[0-9]").to_numpy(zero_copy_only=False), np.float64
         )
-        dots = np.asarray(
-            pc.count_substring(pc.fill_null(queries, ""), ".").to_numpy(zero_copy_only=False), np.float64
-        )
+        dots = np.asarray(pc.count_substring(pc.fill_null(queries, ""), ".").to_numpy(zero_copy_only=False), np.float64)
         return {
             "char_nll": self.char_nll(labels, leave_out=leave_out),
             "entropy": char_entropy(labels),
@@ -246,7 +244,9 @@ def dga_evidence(
     w = {**DEFAULT_WEIGHTS, **(weights or {})}
     unknown = sorted(set(w) - set(DEFAULT_WEIGHTS))
     if unknown:
-        raise ValidationError(f"unknown DGA feature(s) {unknown}; expected {', '.join(DEFAULT_WEIGHTS)}", field="weights")
+        raise ValidationError(
+            f"unknown DGA feature(s) {unknown}; expected {', '.join(DEFAULT_WEIGHTS)}", field="weights"
+        )
     query = pc.fill_null(_column(table, "query"), "")
     query = query.combine_chunks() if isinstance(query, pa.ChunkedArray) else query
     own = model is None
