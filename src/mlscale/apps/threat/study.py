@@ -160,7 +160,7 @@ def flow_study(
 def choose_beacon_weight(
     captures: Mapping[str, pa.Table],
     *,
-    grid: Sequence[float] = (0.0, 0.5, 1.0, 2.0, 4.0),
+    grid: Sequence[float] = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0),
     fractions: Sequence[float] = (0.01, 0.03),
     seeds: Sequence[int] = range(100, 105),
     params: Mapping[str, Any] | None = None,
