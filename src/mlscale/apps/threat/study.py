@@ -232,7 +232,7 @@ def dns_mixture(
     )
     if base.num_rows == 0:
         raise DataError("the DNS log has no queries to mix into")
-    n = round(fraction * base.num_rows / (1 - 2 * fraction))
+    n = int(fraction * base.num_rows / (1 - 2 * fraction))  # floor: never above the fraction
     if n < 1 or n > min(len(generated), len(legit)):
         raise DataError(f"cannot mix {n} names from {len(generated)} generated and {len(legit)} legitimate ones")
     known = pc.unique(base.column("client_ip")).drop_null().to_pylist()
