@@ -24,8 +24,9 @@ across windows is only, per series, the number of flows, the first and last
 time and two sparse histograms (intervals in 1/64-octave bins, about 1.1%
 wide; sizes in 1/16-octave bins). Memory grows with the distinct (series,
 bin) pairs, not with the flows; a window is processed when the log has
-moved one window past it (so flows written up to one window late, as Zeek
-writes long connections at their end, still land in their window).
+moved ``grace_windows`` (1) windows past it (so flows written up to one
+window late, as Zeek writes long connections at their end, still land in
+their window; a flow later than that is counted apart from its window).
 Intervals across a window boundary are not counted: periods much longer
 than the window are not measured. The Spark engine (:func:`spark_beacons`)
 computes the same histograms with the same function per series and window,
@@ -113,12 +114,17 @@ class BeaconConfig:
     min_flows: int = 5
     tolerance: float = 0.10
     min_interval_s: float = 1.0
+    #: Windows a flow may arrive late (by start time) and still join its window; later ones are
+    #: histogrammed apart, losing the intervals to their window's other flows (Spark has no such limit).
+    grace_windows: int = 1
 
     def __post_init__(self) -> None:
         if not self.window_s > 0:
             raise ValidationError(f"expected seconds > 0, got {self.window_s!r}", field="beacon_window")
         if self.min_flows < 3:
             raise ValidationError(f"expected >= 3, got {self.min_flows!r}", field="beacon_min_flows")
+        if self.grace_windows < 0:
+            raise ValidationError(f"expected >= 0, got {self.grace_windows!r}", field="beacon_grace_windows")
         if not 0 < self.tolerance < 1:
             raise ValidationError(f"expected 0 < tolerance < 1, got {self.tolerance!r}", field="beacon_tolerance")
 
@@ -241,7 +247,7 @@ class BeaconTracker:
         np.minimum.at(self._first, ids, ts)
         np.maximum.at(self._last, ids, ts)
         self._open.append((ids, ts, size))
-        self._close(int(ts.max()) // self._window_us - 1)
+        self._close(int(ts.max()) // self._window_us - self.config.grace_windows)
 
     def _grow(self, n: int) -> None:
         extra = n - self._flows.size

@@ -135,7 +135,8 @@ def test_real_command_and_control_is_the_strongest_series(capture001: pa.Table) 
     assert top["reason"].startswith("every 9.0 s")
     score, row = beacon_evidence(capture001, b)
     cc = np.asarray(pc.equal(capture001.column("dst_ip"), "41.108.179.197").to_numpy(zero_copy_only=False))
-    assert (row[cc] == 0).all() and (score[cc] == top["beacon"]).all()
+    assert (row[cc] == 0).all()
+    assert (score[cc] == top["beacon"]).all()
 
 
 def test_beacons_raise_command_and_control_in_the_flow_ranking(capture001: pa.Table) -> None:
@@ -151,7 +152,9 @@ def test_beacons_raise_command_and_control_in_the_flow_ranking(capture001: pa.Ta
     assert {"beacon", "beacon_reason"} <= set(ranked.column_names)
     cc = ranked.filter(pc.equal(ranked.column("dst_ip"), "41.108.179.197"))
     assert cc.num_rows >= 0.8 * int(y.sum())  # most malicious flows are the C&C series
-    assert all(r.startswith("every ") and "41.108.179.197:1177/tcp" in r for r in cc.column("beacon_reason").to_pylist())
+    assert all(
+        r.startswith("every ") and "41.108.179.197:1177/tcp" in r for r in cc.column("beacon_reason").to_pylist()
+    )
     np.testing.assert_allclose(np.sort(ranked.column("score").to_numpy()), np.sort(ev.score))
     with pytest.raises(ValidationError, match="beacon_weight"):
         with_beacons(det, ev.model, ev.beacon, -1.0)

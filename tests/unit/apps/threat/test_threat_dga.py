@@ -15,8 +15,9 @@ from mlscale.apps.threat.study import dns_mixture, load_dga_names
 from mlscale.errors import ValidationError
 
 # Real generated names (published DGA feeds, as in the Wang 2021 data set) and real popular names.
-GENERATED = ["znwaenhancedysb", "tjnngesaplshf", "beumgkwkgpgtoavrqluc", "qnjbkbfnc", "orozdqfeqxcmbycqqgcyeiknuw",
-             "onhyhyfqbex", "tsujpppgrdnmdseq", "dydsnufncpll", "q4k4o8gl1n14k85vqbu03te", "fmadbfoddonaekmk"]  # fmt: skip
+GENERATED = ["znwaenhancedysb", "tjnngesaplshf", "beumgkwkgpgtoavrqluc", "qnjbkbfnc", "onhyhyfqbex",
+             "orozdqfeqxcmbycqqgcyeiknuw", "tsujpppgrdnmdseq", "dydsnufncpll", "q4k4o8gl1n14k85vqbu03te",
+             "fmadbfoddonaekmk"]  # fmt: skip
 REAL = ["google", "youtube", "facebook", "wikipedia", "amazon", "twitter", "instagram", "linkedin", "netflix",
         "microsoft", "apple", "yahoo", "reddit", "github", "stackoverflow", "mozilla", "ubuntu", "dropbox"]  # fmt: skip
 

@@ -32,8 +32,10 @@ def test_infected_host_first_with_reasons(capture001: pa.Table, tmp_path: Path) 
     assert tuple(hosts.column_names) == HOST_COLUMNS
     top = hosts.slice(0, 1).to_pylist()[0]
     assert top["host"] == INFECTED
-    assert top["beacon"] > 0.3 and top["flow"] > 0.9
-    assert "beacons every" in top["reasons"] and "41.108.179.197:1177/tcp" in top["reasons"]
+    assert top["beacon"] > 0.3
+    assert top["flow"] > 0.9
+    assert "beacons every" in top["reasons"]
+    assert "41.108.179.197:1177/tcp" in top["reasons"]
     assert hosts.column("rank").to_pylist() == list(range(1, hosts.num_rows + 1))
     assert host_precision_at(hosts, {INFECTED}, 10) == 1.0
     # Score files: the host list writes like the flow list.
@@ -64,7 +66,13 @@ def test_feedback_on_a_pattern_keeps_the_host_but_drops_that_series(capture001: 
 
 def test_dns_evidence_joins_the_host_list() -> None:
     flows = pa.table(
-        {"src_ip": ["10.0.0.1", "10.0.0.2"], "rank": [1, 2], "dst_ip": ["a", "b"], "dst_port": [1, 2], "proto": ["tcp"] * 2}
+        {
+            "src_ip": ["10.0.0.1", "10.0.0.2"],
+            "rank": [1, 2],
+            "dst_ip": ["a", "b"],
+            "dst_port": [1, 2],
+            "proto": ["tcp"] * 2,
+        }
     )
     dns = pa.table(
         {
@@ -75,7 +83,8 @@ def test_dns_evidence_joins_the_host_list() -> None:
     )
     hosts = rank_hosts(flows, dns=dns)
     by_host = {r["host"]: r for r in hosts.to_pylist()}
-    assert by_host["10.0.0.3"]["dns"] == 1.0 and by_host["10.0.0.3"]["queries"] == 3
+    assert by_host["10.0.0.3"]["dns"] == 1.0
+    assert by_host["10.0.0.3"]["queries"] == 3
     assert "generated-looking names such as xkq3vz.info" in by_host["10.0.0.3"]["reasons"]
     assert hosts.column("host")[0].as_py() == "10.0.0.1"  # first flow + its DNS
     assert rank_hosts().num_rows == 0
