@@ -27,7 +27,8 @@ top of the next ranking, as its flows leave the top of the next training.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -35,9 +36,13 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mlscale.apps.threat.beacon import BeaconConfig, beacon_table
+from mlscale.apps.threat.evidence import DEFAULT_BEACON_WEIGHT
 from mlscale.apps.threat.feedback import DEFAULT_DUP_FACTOR, PATTERN_FIELDS, Verdict, pattern_weights
+from mlscale.apps.threat.model import ThreatDetector
+from mlscale.apps.threat.rank import rank_records
 
-__all__ = ["HOST_COLUMNS", "host_precision_at", "rank_hosts"]
+__all__ = ["HOST_COLUMNS", "LogReport", "analyse_log", "host_precision_at", "rank_hosts"]
 
 F64 = npt.NDArray[np.float64]
 HOST_COLUMNS = ("rank", "host", "score", "flow", "beacon", "dns", "flows", "queries", "reasons")
@@ -70,12 +75,14 @@ def rank_hosts(
     dns: pa.Table | None = None,
     verdicts: Sequence[Verdict] = (),
     dup_factor: int = DEFAULT_DUP_FACTOR,
+    total_flows: int | None = None,
 ) -> pa.Table:
     """One row per host, most suspicious first (:data:`HOST_COLUMNS`).
 
     ``flows``: a ranked flow list (``mlscale threat score`` output: ``rank``,
-    ``src_ip``, ``dst_ip``, ``dst_port``, ``proto``; every flow, not only a
-    top); ``beacons``: :func:`~mlscale.apps.threat.beacon.beacon_table`;
+    ``src_ip``, ``dst_ip``, ``dst_port``, ``proto``), either every flow or
+    only a top, then with ``total_flows`` the number of flows ranked (hosts
+    outside the top get no flow evidence); ``beacons``: :func:`~mlscale.apps.threat.beacon.beacon_table`;
     ``dns``: DNS queries with ``client_ip``, ``query`` and a ``dga`` column
     (:func:`~mlscale.apps.threat.dga.dga_evidence`); ``verdicts``: the
     model's feedback log.
@@ -87,7 +94,7 @@ def rank_hosts(
 
     if flows is not None and flows.num_rows:
         rank = np.asarray(flows.column("rank").to_numpy(), np.float64)
-        n = max(float(rank.max()), 1.0)
+        n = max(float(total_flows or rank.max()), 1.0)
         pct = 1.0 - (rank - 1.0) / n
         what = [
             f"flow to {d}:{p}/{pr} ranks {int(r)} of {int(n)}"
@@ -166,3 +173,43 @@ def host_precision_at(ranked: pa.Table, malicious: set[str], k: int = 10) -> flo
         return float("nan")
     top = ranked.column("host").to_pylist()[:k]
     return sum(h in malicious for h in top) / min(k, len(malicious))
+
+
+@dataclass(frozen=True)
+class LogReport:
+    """What :func:`analyse_log` gives: the ranked flows, the beacon table and the host ranking."""
+
+    flows: pa.Table
+    beacons: pa.Table
+    hosts: pa.Table
+
+
+def analyse_log(
+    model: ThreatDetector,
+    batches: Callable[[], Iterable[pa.RecordBatch]],
+    *,
+    top: int | None = None,
+    beacon_weight: float = DEFAULT_BEACON_WEIGHT,
+    beacon_config: BeaconConfig | None = None,
+    verdicts: Sequence[Verdict] = (),
+    dup_factor: int = DEFAULT_DUP_FACTOR,
+) -> LogReport:
+    """Two passes over a flow log: beacon evidence, then every flow scored with it and ranked
+    (``top`` kept, memory bounded by it and by the series), then the hosts.
+
+    ``batches`` opens the log afresh for each pass (``lambda: iter_flows(path)``).
+    A low-risk pattern verdict leaves its flows out of the beacon evidence and lowers its hosts.
+    """
+    weights = pattern_weights(verdicts, dup_factor) if verdicts else None
+    beacons = beacon_table(batches(), beacon_config, weights=weights)
+    total = 0
+
+    def counted() -> Iterable[pa.RecordBatch]:
+        nonlocal total
+        for batch in batches():
+            total += batch.num_rows
+            yield batch
+
+    ranked = rank_records(model, counted(), top=top, beacons=beacons, beacon_weight=beacon_weight)
+    hosts = rank_hosts(ranked, beacons=beacons, verdicts=verdicts, dup_factor=dup_factor, total_flows=total)
+    return LogReport(ranked, beacons, hosts)

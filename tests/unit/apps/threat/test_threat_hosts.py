@@ -12,7 +12,7 @@ from mlscale.apps.threat import ThreatDetector
 from mlscale.apps.threat.beacon import beacon_table
 from mlscale.apps.threat.evaluate import seeded_mixture
 from mlscale.apps.threat.feedback import FeedbackLog, Verdict, pattern_weights
-from mlscale.apps.threat.hosts import HOST_COLUMNS, host_precision_at, rank_hosts
+from mlscale.apps.threat.hosts import HOST_COLUMNS, analyse_log, host_precision_at, rank_hosts
 from mlscale.apps.threat.rank import rank_records, write_table
 
 INFECTED = "192.168.1.115"
@@ -95,3 +95,14 @@ def test_host_precision_caps_at_the_number_of_malicious_hosts() -> None:
     assert host_precision_at(ranked, {"h0", "h15"}, 10) == 0.5
     assert host_precision_at(ranked, {f"h{i}" for i in range(12)}, 10) == 1.0
     assert np.isnan(host_precision_at(ranked, set(), 10))
+
+
+def test_analyse_log_streams_two_passes_with_a_bounded_top(capture001: pa.Table) -> None:
+    flows = seeded_mixture(capture001, 0.03, seed=0)
+    det = ThreatDetector(topics=8, passes=3, seed=0).fit(flows)
+    report = analyse_log(det, lambda: iter(flows.to_batches(100)), top=40, beacon_weight=4.0)
+    assert report.flows.num_rows == 40
+    assert report.beacons.column("dst_ip")[0].as_py() == "41.108.179.197"
+    assert report.hosts.column("host")[0].as_py() == INFECTED
+    # Ranks are out of every flow of the log, not out of the top.
+    assert "of 771" in report.hosts.column("reasons")[0].as_py()
