@@ -91,7 +91,7 @@ def speed(args: argparse.Namespace) -> int:
     """Flows per CPU-second of scoring, without and with the beacon evidence, one core."""
     from threadpoolctl import threadpool_limits
 
-    from mlscale.apps.threat.beacon import BeaconTracker
+    from mlscale.apps.threat.beacon import BeaconIndex, BeaconTracker
     from mlscale.apps.threat.evidence import flow_scores
     from mlscale.apps.threat.model import ThreatDetector
     from mlscale.apps.threat.synthetic import generate_flows
@@ -112,8 +112,9 @@ def speed(args: argparse.Namespace) -> int:
                 tracker.update(b)
             beacons = tracker.table()
             mid = time.process_time()
+            index = BeaconIndex(beacons)
             for b in batches:
-                flow_scores(det, b, beacons)
+                flow_scores(det, b, index)
             end = time.process_time()
             runs["beacon pass"].append(mid - t)
             runs["beacons+score"].append(end - t)

@@ -68,9 +68,11 @@ from mlscale.errors import ValidationError
 __all__ = [
     "BEACON_COLUMNS",
     "BeaconConfig",
+    "BeaconIndex",
     "BeaconTracker",
     "beacon_evidence",
     "beacon_table",
+    "local_series",
     "series_histograms",
     "spark_beacons",
 ]
@@ -79,6 +81,7 @@ I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
 KEY = ("src_ip", "dst_ip", "dst_port", "proto")
 _KEY_TYPES = (pa.string(), pa.string(), pa.int32(), pa.string())
+_MAX_ROWS = 1 << 21
 #: Interval bins per octave (about 1.1% wide) and size bins per octave (about 4.4%).
 INTERVAL_BPO = 64
 SIZE_BPO = 16
@@ -133,6 +136,65 @@ def _np(values: Any, dtype: Any) -> Any:
     return np.asarray(pc.fill_null(values, 0).to_numpy(zero_copy_only=False), dtype=dtype)
 
 
+def _codes(values: Any) -> tuple[I64, list[Any]]:
+    values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    enc = pc.dictionary_encode(values)
+    return np.asarray(
+        pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False), np.int64
+    ), enc.dictionary.to_pylist()
+
+
+def local_series(batch: pa.RecordBatch | pa.Table) -> tuple[I64, list[tuple[Any, ...]]]:
+    """Per flow, the index of its series among the batch's distinct series, and those series' keys.
+
+    Vectorised (hashing by Arrow, one int64 code per flow); Python touches each distinct series once.
+    """
+    (src, src_d), (dst, dst_d), (proto, proto_d) = (
+        _codes(batch.column(batch.schema.get_field_index(k))) for k in ("src_ip", "dst_ip", "proto")
+    )
+    port = np.asarray(_np(batch.column(batch.schema.get_field_index("dst_port")), np.int64), np.int64)
+    nd, npr = len(dst_d) + 1, len(proto_d) + 1
+    # At most n distinct sources and destinations in n rows: n * n * 65536 * 10 fits int64 up to n = 3M.
+    code = (((src + 1) * nd + (dst + 1)) * 65536 + (port & 0xFFFF)) * npr + (proto + 1)
+    # Arrow hashes the codes (no sort); each distinct code decodes back to its series' parts.
+    enc = pc.dictionary_encode(pa.array(code))
+    inverse = np.asarray(enc.indices.to_numpy(zero_copy_only=False), np.int64)
+    uniq = np.asarray(enc.dictionary.to_numpy(zero_copy_only=False), np.int64)
+    p_i = uniq % npr - 1
+    rest = uniq // npr
+    port_i = rest % 65536
+    rest //= 65536
+    d_i = rest % nd - 1
+    s_i = rest // nd - 1
+    keys = [
+        (src_d[a] if a >= 0 else None, dst_d[b] if b >= 0 else None, c, proto_d[e] if e >= 0 else None)
+        for a, b, c, e in zip(s_i.tolist(), d_i.tolist(), port_i.tolist(), p_i.tolist(), strict=True)
+    ]
+    return np.asarray(inverse, np.int64).ravel(), keys
+
+
+class BeaconIndex:
+    """A beacon table indexed by series, for scoring many batches against it (see :func:`beacon_evidence`)."""
+
+    def __init__(self, beacons: pa.Table) -> None:
+        self.table = beacons
+        keys = zip(*(beacons.column(k).to_pylist() for k in KEY), strict=True)
+        self._row = {key: i for i, key in enumerate(keys)}
+        self._beacon = np.asarray(beacons.column("beacon").to_numpy(zero_copy_only=False), np.float64)
+
+    def lookup(self, batch: pa.RecordBatch | pa.Table) -> tuple[F64, I64]:
+        """Per flow: its series' beacon score (0 when none) and row in the table (-1)."""
+        if batch.num_rows == 0 or not self._row:
+            return np.zeros(batch.num_rows), np.full(batch.num_rows, -1, np.int64)
+        if batch.num_rows > _MAX_ROWS:
+            parts = [self.lookup(batch.slice(s, _MAX_ROWS)) for s in range(0, batch.num_rows, _MAX_ROWS)]
+            return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        inverse, keys = local_series(batch)
+        rows = np.fromiter((self._row.get(k, -1) for k in keys), np.int64, len(keys))[inverse]
+        score = np.where(rows >= 0, self._beacon[np.maximum(rows, 0)], 0.0)
+        return score, rows
+
+
 def _micros(ts: Any) -> I64:
     """Start times as int64 microseconds (exact on both engines)."""
     if pa.types.is_timestamp(ts.type):
@@ -156,7 +218,13 @@ def series_histograms(series: I64, ts_us: I64, size: I64, window_us: int) -> His
     ts_us = np.asarray(ts_us, np.int64)
     size = np.asarray(size, np.int64)
     window = ts_us // window_us
-    order = np.lexsort((ts_us, window, series))
+    # Sorted by (series, time) is sorted by (series, window, time): one int64 key when it fits.
+    span = int(ts_us.max() - ts_us.min()) if ts_us.size else 0
+    if ts_us.size and span < (1 << 41) and int(series.max()) < (1 << 21) and int(series.min()) >= 0:
+        # Ties (same series, same microsecond) make intervals of 0, dropped: order among them is moot.
+        order = np.argsort((series << 41) | (ts_us - ts_us.min()))
+    else:
+        order = np.lexsort((ts_us, series))
     s, w, t = series[order], window[order], ts_us[order]
     same = (s[1:] == s[:-1]) & (w[1:] == w[:-1])
     dt = (t[1:] - t[:-1])[same]
@@ -209,21 +277,15 @@ class BeaconTracker:
         self._last = np.zeros(0, np.int64)
 
     def _series_ids(self, batch: pa.RecordBatch | pa.Table) -> I64:
-        table = pa.table({k: batch.column(batch.schema.get_field_index(k)) for k in KEY})
-        table = table.append_column("row", pa.array(np.arange(table.num_rows, dtype=np.int64)))
-        grouped = table.group_by(list(KEY), use_threads=False).aggregate([("row", "list")])
-        ids = np.empty(table.num_rows, np.int64)
-        rows = grouped.column("row_list").combine_chunks()
-        keys = zip(*(grouped.column(k).to_pylist() for k in KEY), strict=True)
-        offsets = np.asarray(rows.offsets.to_numpy(), np.int64)
-        flat = np.asarray(rows.values.to_numpy(), np.int64)
+        inverse, keys = local_series(batch)
+        ids = np.empty(len(keys), np.int64)
         for g, key in enumerate(keys):
             sid = self._keys.get(key)
             if sid is None:
                 sid = self._keys[key] = len(self._key_rows)
                 self._key_rows.append(key)
-            ids[flat[offsets[g] : offsets[g + 1]]] = sid
-        return ids
+            ids[g] = sid
+        return ids[inverse]
 
     def update(self, batch: pa.RecordBatch | pa.Table, weights: F64 | None = None) -> None:
         """Add one batch of flows (flow schema, or at least the key, ``ts`` and byte columns).
@@ -232,6 +294,11 @@ class BeaconTracker:
         flows weighted above 1 match an analyst's low-risk pattern and are left out.
         """
         if batch.num_rows == 0:
+            return
+        if batch.num_rows > _MAX_ROWS:  # series codes must fit an int64 (see local_series)
+            for start in range(0, batch.num_rows, _MAX_ROWS):
+                part = None if weights is None else weights[start : start + _MAX_ROWS]
+                self.update(batch.slice(start, _MAX_ROWS), part)
             return
         if weights is not None and (weights > 1).any():
             batch = batch.filter(pa.array(weights <= 1))
@@ -438,34 +505,13 @@ def _batches(data: pa.Table | pa.RecordBatch | Iterable[pa.RecordBatch]) -> Iter
         yield from data
 
 
-def beacon_evidence(batch: pa.RecordBatch | pa.Table, beacons: pa.Table) -> tuple[F64, I64]:
+def beacon_evidence(batch: pa.RecordBatch | pa.Table, beacons: pa.Table | BeaconIndex) -> tuple[F64, I64]:
     """Per flow of ``batch``: its series' beacon score (0 when none) and row in ``beacons`` (-1).
 
-    Only series with a positive score are looked up, first by destination
-    (a small hash set), so flows of other destinations cost one set probe.
+    Pass a :class:`BeaconIndex` when scoring many batches against one table.
     """
-    n = batch.num_rows
-    score = np.zeros(n, np.float64)
-    row = np.full(n, -1, np.int64)
-    strong = beacons.filter(pc.greater(beacons.column("beacon"), 0.0))
-    if strong.num_rows == 0 or n == 0:
-        return score, row
-    dst = batch.column(batch.schema.get_field_index("dst_ip"))
-    hit = pc.fill_null(pc.is_in(dst, value_set=pc.unique(strong.column("dst_ip"))), False)
-    cand = np.flatnonzero(np.asarray(hit.to_numpy(zero_copy_only=False), bool))
-    if cand.size == 0:
-        return score, row
-    sub = pa.table({k: batch.column(batch.schema.get_field_index(k)).take(pa.array(cand)) for k in KEY})
-    sub = sub.append_column("_cand", pa.array(cand))
-    ref = strong.select(list(KEY)).append_column("_row", pa.array(np.arange(strong.num_rows, dtype=np.int64)))
-    joined = sub.join(ref, keys=list(KEY), join_type="inner", use_threads=False)
-    at = np.asarray(joined.column("_cand").to_numpy(), np.int64)
-    r = np.asarray(joined.column("_row").to_numpy(), np.int64)
-    # Rows of ``strong`` map back to rows of ``beacons``.
-    positions = np.flatnonzero(np.asarray(pc.greater(beacons.column("beacon"), 0.0).to_numpy(zero_copy_only=False)))
-    row[at] = positions[r]
-    score[at] = np.asarray(strong.column("beacon").to_numpy(), np.float64)[r]
-    return score, row
+    index = beacons if isinstance(beacons, BeaconIndex) else BeaconIndex(beacons)
+    return index.lookup(batch)
 
 
 def spark_beacons(df: Any, config: BeaconConfig | None = None) -> pa.Table:

@@ -35,7 +35,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from mlscale.apps.threat.beacon import beacon_evidence
+from mlscale.apps.threat.beacon import BeaconIndex, beacon_evidence
 from mlscale.apps.threat.model import Scores, ThreatDetector
 from mlscale.errors import ValidationError
 
@@ -81,13 +81,15 @@ def with_beacons(det: ThreatDetector, scores: Scores, beacon: F64, weight: float
 def flow_scores(
     det: ThreatDetector,
     batch: pa.RecordBatch | pa.Table,
-    beacons: pa.Table | None,
+    beacons: pa.Table | BeaconIndex | None,
     *,
     weight: float = DEFAULT_BEACON_WEIGHT,
 ) -> FlowEvidence:
-    """Score a batch of flows and fold in the beacon evidence of ``beacons`` (None: none)."""
+    """Score a batch of flows and fold in the beacon evidence of ``beacons`` (None: none;
+    a :class:`~mlscale.apps.threat.beacon.BeaconIndex` when scoring many batches)."""
     scores = det.score(batch)
-    if beacons is None or beacons.num_rows == 0:
+    table = beacons.table if isinstance(beacons, BeaconIndex) else beacons
+    if beacons is None or table is None or table.num_rows == 0:
         n = batch.num_rows
         return FlowEvidence(scores.score, scores, np.zeros(n), np.full(n, -1, np.int64))
     beacon, row = beacon_evidence(batch, beacons)

@@ -32,6 +32,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from mlscale.apps.threat.beacon import BeaconIndex
 from mlscale.apps.threat.evidence import DEFAULT_BEACON_WEIGHT, flow_scores
 from mlscale.apps.threat.model import ThreatDetector
 from mlscale.errors import ValidationError
@@ -64,7 +65,7 @@ def score_table(
     model: ThreatDetector,
     batch: pa.RecordBatch | pa.Table,
     *,
-    beacons: pa.Table | None = None,
+    beacons: pa.Table | BeaconIndex | None = None,
     beacon_weight: float = DEFAULT_BEACON_WEIGHT,
 ) -> pa.Table:
     """One batch scored: its kept fields plus ``score`` and per-side word codes and probabilities.
@@ -94,9 +95,10 @@ def score_table(
         cols["known_ips"] = pa.array(s.src_known.astype(np.int8) + s.dst_known.astype(np.int8))
     if ev is not None and beacons is not None:
         cols["beacon"] = pa.array(ev.beacon)
+        table = beacons.table if isinstance(beacons, BeaconIndex) else beacons
         has = ev.beacon_row >= 0
         if has.any():
-            reasons = beacons.column("reason").take(pa.array(np.where(has, ev.beacon_row, 0)))
+            reasons = table.column("reason").take(pa.array(np.where(has, ev.beacon_row, 0)))
             cols["beacon_reason"] = pc.if_else(pa.array(has), reasons, pa.scalar(None, pa.string()))
         else:
             cols["beacon_reason"] = pa.nulls(batch.num_rows, pa.string())
@@ -130,6 +132,7 @@ def rank_records(
 
     ``beacons``: the scored log's beacon evidence, folded into flow scores (see :func:`score_table`).
     """
+    index = BeaconIndex(beacons) if beacons is not None else None
     if top is not None and top < 1:
         raise ValidationError(f"expected >= 1, got {top}", field="top")
     parts: list[pa.Table] = []
@@ -137,7 +140,7 @@ def rank_records(
     for batch in batches:
         if batch.num_rows == 0:
             continue
-        scored = score_table(model, batch, beacons=beacons, beacon_weight=beacon_weight)
+        scored = score_table(model, batch, beacons=index, beacon_weight=beacon_weight)
         parts.append(_smallest(scored, top) if top is not None else scored)
         kept += parts[-1].num_rows
         if top is not None and kept > 4 * top:

@@ -158,3 +158,17 @@ def test_beacons_raise_command_and_control_in_the_flow_ranking(capture001: pa.Ta
     np.testing.assert_allclose(np.sort(ranked.column("score").to_numpy()), np.sort(ev.score))
     with pytest.raises(ValidationError, match="beacon_weight"):
         with_beacons(det, ev.model, ev.beacon, -1.0)
+
+
+def test_huge_batches_are_cut_so_series_codes_fit(monkeypatch: pytest.MonkeyPatch) -> None:
+    import mlscale.apps.threat.beacon as beacon
+
+    table = _network()
+    whole = beacon_table(table)
+    index = beacon.BeaconIndex(whole)
+    expected = index.lookup(table)
+    monkeypatch.setattr(beacon, "_MAX_ROWS", 100)
+    cut = beacon_table(table)
+    assert cut.column("reason").to_pylist() == whole.column("reason").to_pylist()
+    got = index.lookup(table)
+    assert np.array_equal(got[1], expected[1])
