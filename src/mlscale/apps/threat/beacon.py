@@ -67,6 +67,7 @@ from mlscale.errors import ValidationError
 
 __all__ = [
     "BEACON_COLUMNS",
+    "REASON_MIN",
     "BeaconConfig",
     "BeaconIndex",
     "BeaconTracker",
@@ -82,6 +83,8 @@ F64 = npt.NDArray[np.float64]
 KEY = ("src_ip", "dst_ip", "dst_port", "proto")
 _KEY_TYPES = (pa.string(), pa.string(), pa.int32(), pa.string())
 _MAX_ROWS = 1 << 21
+#: Series with a weaker beacon score get no ``reason`` (null).
+REASON_MIN = 0.1
 #: Interval bins per octave (about 1.1% wide) and size bins per octave (about 4.4%).
 INTERVAL_BPO = 64
 SIZE_BPO = 16
@@ -246,9 +249,11 @@ def _count(series: I64, kinds: I64, bins: I64, counts: I64, sums: F64, squares: 
     if series.size == 0:
         z = np.zeros(0, np.int64)
         return z, z, z, z, z.astype(np.float64), z.astype(np.float64)
-    # bins lie in [-2048, 2048): one int64 code per (series, kind, bin).
+    # bins lie in [-2048, 2048): one int64 code per (series, kind, bin), hashed by Arrow (no sort).
     code = (series * 2 + kinds) * 4096 + (bins + 2048)
-    uniq, inv = np.unique(code, return_inverse=True)
+    enc = pc.dictionary_encode(pa.array(code))
+    inv = np.asarray(enc.indices.to_numpy(zero_copy_only=False), np.int64)
+    uniq = np.asarray(enc.dictionary.to_numpy(zero_copy_only=False), np.int64)
     m = uniq.size
     c = np.bincount(inv, weights=counts, minlength=m).astype(np.int64)
     sm = np.bincount(inv, weights=sums, minlength=m)
@@ -310,7 +315,7 @@ class BeaconTracker:
             batch.column(batch.schema.get_field_index("dst_bytes")), np.int64
         )
         self._grow(len(self._key_rows))
-        np.add.at(self._flows, ids, 1)
+        self._flows += np.bincount(ids, minlength=self._flows.size)
         np.minimum.at(self._first, ids, ts)
         np.maximum.at(self._last, ids, ts)
         self._open.append((ids, ts, size))
@@ -461,13 +466,17 @@ def _span(seconds: float) -> str:
     return f"{seconds:.0f} s"
 
 
-def _reasons(table: pa.Table, cfg: BeaconConfig) -> list[str]:
+def _reasons(table: pa.Table, cfg: BeaconConfig) -> list[str | None]:
+    """Each series' explanation; None under :data:`REASON_MIN` (weak evidence: not worth the words)."""
     cols = {c: table.column(c).to_pylist() for c in ("dst_ip", "dst_port", "proto", "flows", "interval_s",
-                                                      "interval_jitter_s", "size_share")}  # fmt: skip
+                                                      "interval_jitter_s", "size_share", "beacon")}  # fmt: skip
     first = _micros(table.column("first"))
     last = _micros(table.column("last"))
-    out = []
+    out: list[str | None] = []
     for i in range(table.num_rows):
+        if cols["beacon"][i] < REASON_MIN:
+            out.append(None)
+            continue
         med, mad = cols["interval_s"][i], cols["interval_jitter_s"][i]
         steady = med is not None and np.isfinite(med) and med >= cfg.min_interval_s
         every = f"every {med:.1f} s +- {mad:.1f} s" if steady else "at no steady interval"
