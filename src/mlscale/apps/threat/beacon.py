@@ -249,11 +249,10 @@ def _count(series: I64, kinds: I64, bins: I64, counts: I64, sums: F64, squares: 
     if series.size == 0:
         z = np.zeros(0, np.int64)
         return z, z, z, z, z.astype(np.float64), z.astype(np.float64)
-    # bins lie in [-2048, 2048): one int64 code per (series, kind, bin), hashed by Arrow (no sort).
+    # bins lie in [-2048, 2048): one int64 code per (series, kind, bin). (NumPy's sort measured
+    # faster here than Arrow's hash.)
     code = (series * 2 + kinds) * 4096 + (bins + 2048)
-    enc = pc.dictionary_encode(pa.array(code))
-    inv = np.asarray(enc.indices.to_numpy(zero_copy_only=False), np.int64)
-    uniq = np.asarray(enc.dictionary.to_numpy(zero_copy_only=False), np.int64)
+    uniq, inv = np.unique(code, return_inverse=True)
     m = uniq.size
     c = np.bincount(inv, weights=counts, minlength=m).astype(np.int64)
     sm = np.bincount(inv, weights=sums, minlength=m)
