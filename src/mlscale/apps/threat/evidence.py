@@ -42,7 +42,7 @@ from mlscale.errors import ValidationError
 __all__ = ["DEFAULT_BEACON_WEIGHT", "FlowEvidence", "flow_scores", "with_beacons"]
 
 F64 = npt.NDArray[np.float64]
-DEFAULT_BEACON_WEIGHT = 2.0
+DEFAULT_BEACON_WEIGHT = 4.0
 
 
 @dataclass(frozen=True)
