@@ -11,11 +11,11 @@ together (``xjq3kfz9pq.info``). For every query this module measures, on the
   domains are needed; human names share the log's common character runs,
   generated ones do not;
 - entropy, length and digit share of the label, and the number of labels of the
-  whole name;
+  whole name (reported; weight 0 by default: CDN and cloud names are deep too);
 - **name rarity**: how few queries of the log ask for that exact name;
 - per client, within time windows (``window_s``), the share of its queries
   that ask for names seen only once in the log (a burst of one-off names) and
-  its count of ``NXDOMAIN`` answers (rcode 3).
+  ``log(1 + its count of NXDOMAIN answers)`` (rcode 3).
 
 Each feature becomes a robust z-score (median and interquartile range over
 the log's distinct names, or its clients), and the DGA evidence is their
