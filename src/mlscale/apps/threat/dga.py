@@ -60,6 +60,7 @@ __all__ = [
     "dns_scores",
     "encode_labels",
     "registered_label",
+    "score_dns",
 ]
 
 F64 = npt.NDArray[np.float64]
@@ -296,3 +297,20 @@ def dns_scores(lda_score: F64, evidence: F64, *, lda_weight: float = 0.1) -> F64
     [-0.1, -3.1]
     """
     return np.asarray(lda_weight * np.asarray(lda_score, np.float64) - np.asarray(evidence, np.float64), np.float64)
+
+
+def score_dns(table: pa.Table, model: Any = None, *, lda_weight: float = 0.1) -> pa.Table:
+    """A DNS log scored with its DGA evidence, most suspicious first: the log's columns, ``dga_*``,
+    ``dga``, ``lda_score`` (a fitted DNS :class:`~mlscale.apps.threat.model.ThreatDetector`'s, 0 without
+    one), ``score`` (:func:`dns_scores`) and ``rank``. Ready for :func:`~mlscale.apps.threat.hosts.rank_hosts`."""
+    if model is not None and getattr(model, "kind", None) != "dns":
+        raise ValidationError("expected a DNS model (kind 'dns') for DNS queries", field="model")
+    evidence = dga_evidence(table)
+    lda = np.asarray(model.score(table).score, np.float64) if model is not None else np.zeros(table.num_rows)
+    score = dns_scores(lda, np.asarray(evidence.column("dga").to_numpy(), np.float64), lda_weight=lda_weight)
+    out = table
+    for name in evidence.column_names:
+        out = out.append_column(name, evidence.column(name))
+    out = out.append_column("lda_score", pa.array(lda)).append_column("score", pa.array(score))
+    out = out.take(pc.sort_indices(out, sort_keys=[("score", "ascending")]))
+    return out.add_column(0, "rank", pa.array(np.arange(1, out.num_rows + 1, dtype=np.int64)))

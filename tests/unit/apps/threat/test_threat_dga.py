@@ -102,3 +102,21 @@ def test_scores_and_checks() -> None:
         dga_evidence(pa.table({"query": ["a.com"]}), weights={"vowels": 1.0})
     with pytest.raises(ValidationError, match="not fitted"):
         DgaModel().char_nll(pa.array(["a"]))
+
+
+def test_score_dns_feeds_the_host_ranking(dns009: pa.Table, dga_names: tuple[list[str], list[str]]) -> None:
+    from mlscale.apps.threat import ThreatDetector
+    from mlscale.apps.threat.dga import score_dns
+    from mlscale.apps.threat.hosts import rank_hosts
+
+    generated, legit = dga_names
+    mix, truth = dns_mixture(dns009, generated, legit, 0.02, seed=1, clients=1)
+    bot = mix.filter(pa.array(truth)).column("client_ip")[0].as_py()
+    lda = ThreatDetector(kind="dns", topics=5, passes=2, seed=0).fit(mix)
+    scored = score_dns(mix, lda)
+    assert scored.column("rank").to_pylist()[:3] == [1, 2, 3]
+    assert np.all(np.diff(scored.column("score").to_numpy()) >= 0)
+    hosts = rank_hosts(dns=scored)
+    assert hosts.column("host")[0].as_py() == bot
+    with pytest.raises(ValidationError, match="DNS model"):
+        score_dns(mix, ThreatDetector())
