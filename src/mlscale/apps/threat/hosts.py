@@ -177,11 +177,13 @@ def host_precision_at(ranked: pa.Table, malicious: set[str], k: int = 10) -> flo
 
 @dataclass(frozen=True)
 class LogReport:
-    """What :func:`analyse_log` gives: the ranked flows, the beacon table and the host ranking."""
+    """What :func:`analyse_log` gives: the ranked flows, the beacon table, the host ranking and
+    the number of flows scored."""
 
     flows: pa.Table
     beacons: pa.Table
     hosts: pa.Table
+    total_flows: int = 0
 
 
 def analyse_log(
@@ -212,4 +214,4 @@ def analyse_log(
 
     ranked = rank_records(model, counted(), top=top, beacons=beacons, beacon_weight=beacon_weight)
     hosts = rank_hosts(ranked, beacons=beacons, verdicts=verdicts, dup_factor=dup_factor, total_flows=total)
-    return LogReport(ranked, beacons, hosts)
+    return LogReport(ranked, beacons, hosts, total)
