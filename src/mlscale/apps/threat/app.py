@@ -481,7 +481,7 @@ class ThreatApp(Application):
         if verdicts:
             print(f"feedback: {len(verdicts)} verdict(s) applied")
         if args.summary:
-            summary = ip_summary(ranked) if model.kind == "flows" else scored.hosts
+            summary = ip_summary(ranked)
             write_table(summary, args.summary)
             print(f"per-IP summary: {summary.num_rows:,} IPs -> {args.summary}")
         if args.hosts:

@@ -302,15 +302,25 @@ def dns_scores(lda_score: F64, evidence: F64, *, lda_weight: float = 0.1) -> F64
 def score_dns(table: pa.Table, model: Any = None, *, lda_weight: float = 0.1) -> pa.Table:
     """A DNS log scored with its DGA evidence, most suspicious first: the log's columns, ``dga_*``,
     ``dga``, ``lda_score`` (a fitted DNS :class:`~mlscale.apps.threat.model.ThreatDetector`'s, 0 without
-    one), ``score`` (:func:`dns_scores`) and ``rank``. Ready for :func:`~mlscale.apps.threat.hosts.rank_hosts`."""
+    one), with a model its readable DNS ``word`` and the word's ``prob``, ``score`` (:func:`dns_scores`)
+    and ``rank``. Ready for :func:`~mlscale.apps.threat.hosts.rank_hosts` (and, with a model,
+    :func:`~mlscale.apps.threat.rank.ip_summary`)."""
     if model is not None and getattr(model, "kind", None) != "dns":
         raise ValidationError("expected a DNS model (kind 'dns') for DNS queries", field="model")
     evidence = dga_evidence(table)
-    lda = np.asarray(model.score(table).score, np.float64) if model is not None else np.zeros(table.num_rows)
+    lda_scores = model.score(table) if model is not None else None
+    lda = np.asarray(lda_scores.score, np.float64) if lda_scores is not None else np.zeros(table.num_rows)
     score = dns_scores(lda, np.asarray(evidence.column("dga").to_numpy(), np.float64), lda_weight=lda_weight)
     out = table
     for name in evidence.column_names:
         out = out.append_column(name, evidence.column(name))
-    out = out.append_column("lda_score", pa.array(lda)).append_column("score", pa.array(score))
+    out = out.append_column("lda_score", pa.array(lda))
+    if lda_scores is not None:
+        # Each distinct word rendered once (a log has few distinct DNS words and many queries).
+        encoded = pc.dictionary_encode(pa.array(np.asarray(lda_scores.src_word, np.int64)))
+        names = pa.array(model.describe(np.asarray(encoded.dictionary.to_numpy(), np.int64)), pa.string())
+        out = out.append_column("word", pa.DictionaryArray.from_arrays(encoded.indices, names))
+        out = out.append_column("prob", pa.array(np.asarray(lda_scores.src_prob, np.float64)))
+    out = out.append_column("score", pa.array(score))
     out = out.take(pc.sort_indices(out, sort_keys=[("score", "ascending")]))
     return out.add_column(0, "rank", pa.array(np.arange(1, out.num_rows + 1, dtype=np.int64)))
