@@ -235,6 +235,8 @@ def test_evaluate_evidence_suite_quick(shared_data: Path, tmp_path: Path, capsys
             "iforest,mlscale+beacon",
             "--dns-methods",
             "dga",
+            "--dga-names",
+            str(shared_data / "dga-domains-wang2021" / "domains_features.csv.gz"),
             "--json",
             str(out),
             *FAST,
