@@ -34,7 +34,14 @@ from mlscale.apps.threat.feedback import (
     events_table,
     pattern_weights,
 )
-from mlscale.apps.threat.ingest import DEFAULT_BATCH_ROWS, SourceFile, ingest, iter_records, list_sources
+from mlscale.apps.threat.ingest import (
+    DEFAULT_BATCH_ROWS,
+    SourceFile,
+    ingest,
+    iter_records,
+    list_sources,
+    resolve_data,
+)
 from mlscale.apps.threat.model import ThreatDetector
 from mlscale.apps.threat.params import EvidenceParams, LdaParams
 from mlscale.apps.threat.rank import ip_summary, write_table
@@ -47,7 +54,7 @@ from mlscale.apps.threat.scoring import (
     score_log,
 )
 from mlscale.engines import Engine
-from mlscale.errors import ConfigError, DataError, DatasetNotFoundError, ValidationError
+from mlscale.errors import ConfigError, DataError, ValidationError
 from mlscale.registry import LoadedModel, Store, open_store
 
 if TYPE_CHECKING:
@@ -67,20 +74,6 @@ __all__ = [
 _HERE = "mlscale.apps.threat"
 #: The attachment of ``threat/NAME`` that holds its analyst verdicts.
 FEEDBACK = "feedback"
-
-
-def resolve_data(spec: str, data_dir: Path) -> Path:
-    """A path as given, else a catalogue data set's folder under the data dir."""
-    path = Path(spec)
-    if path.exists():
-        return path
-    candidate = data_dir / spec
-    if candidate.exists():
-        return candidate
-    raise DatasetNotFoundError(
-        f"{spec}: no such file or folder, and no data set of that name in {data_dir}",
-        hint="pass a log file or folder, or fetch the data set with `mlscale data fetch NAME`",
-    )
 
 
 def _positive_int(text: str) -> int:

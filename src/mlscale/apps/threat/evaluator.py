@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from mlscale.apps.base import Job, params_to_dict
 from mlscale.apps.threat.evaluate import DEFAULT_FRACTIONS, METHODS, evaluate_threat
-from mlscale.apps.threat.ingest import iter_records, list_sources
+from mlscale.apps.threat.ingest import iter_records, list_sources, resolve_data
 from mlscale.apps.threat.params import EvidenceParams, LdaParams
 from mlscale.apps.threat.scoring import add_params_flags, params_of
 from mlscale.engines import Engine
@@ -55,8 +55,6 @@ def _progress() -> Callable[[str], None] | None:
 
 def _labelled(specs: list[str], data_dir: Path, kind: str) -> dict[str, pa.Table]:
     """Each labelled log of ``kind`` under the specs, by its path relative to its spec."""
-    from mlscale.apps.threat.app import resolve_data
-
     out: dict[str, pa.Table] = {}
     for spec in specs:
         root = resolve_data(spec, data_dir)
