@@ -70,7 +70,7 @@ from mlscale.data.formats.sniff import (
 from mlscale.data.formats.tshark import iter_tshark_fields, tshark_columns
 from mlscale.data.formats.zeek import ZeekLog
 from mlscale.data.writers import PartWriter
-from mlscale.errors import DataError, DataFormatError
+from mlscale.errors import DataError, DataFormatError, DatasetNotFoundError
 
 __all__ = [
     "DEFAULT_BATCH_ROWS",
@@ -87,6 +87,7 @@ __all__ = [
     "list_sources",
     "read_dns",
     "read_flows",
+    "resolve_data",
 ]
 
 DEFAULT_BATCH_ROWS = 1 << 18
@@ -510,3 +511,17 @@ def ingest(
             writer.abort()
         raise
     return report
+
+
+def resolve_data(spec: str, data_dir: Path) -> Path:
+    """A path as given, else a catalogue data set's folder under the data dir."""
+    path = Path(spec)
+    if path.exists():
+        return path
+    candidate = data_dir / spec
+    if candidate.exists():
+        return candidate
+    raise DatasetNotFoundError(
+        f"{spec}: no such file or folder, and no data set of that name in {data_dir}",
+        hint="pass a log file or folder, or fetch the data set with `mlscale data fetch NAME`",
+    )
