@@ -16,7 +16,7 @@ def add_registry_arg(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         type=Path,
         default=None,
-        help="model registry folder (default: $MLSCALE_REGISTRY, else a per-user data folder)",
+        help="model registry: a folder or s3://BUCKET/PREFIX (default: $MLSCALE_REGISTRY, else a per-user data folder)",
     )
 
 

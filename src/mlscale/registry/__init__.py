@@ -39,6 +39,7 @@ from __future__ import annotations
 from mlscale.registry._filestore import ALLOWED_SUFFIXES, FileStore, open_store
 from mlscale.registry._manifest import Manifest
 from mlscale.registry._names import NAME_RULE
+from mlscale.registry._objectstore import ObjectStore
 from mlscale.registry._ref import LATEST, ModelRef
 from mlscale.registry._store import LoadedModel, Store
 
@@ -50,6 +51,7 @@ __all__ = [
     "LoadedModel",
     "Manifest",
     "ModelRef",
+    "ObjectStore",
     "Store",
     "open_store",
 ]

@@ -719,5 +719,13 @@ def _load_npz(path: Path) -> dict[str, npt.NDArray[Any]]:
 
 
 def open_store(root: str | os.PathLike[str] | None = None) -> Store:
-    """The model store at ``root`` (default: the ``registry`` setting, ``$MLSCALE_REGISTRY``)."""
-    return FileStore(load_settings().registry if root is None else root)
+    """The model store at ``root`` (default: the ``registry`` setting, ``$MLSCALE_REGISTRY``).
+
+    ``s3://bucket/prefix`` opens an :class:`~mlscale.registry.ObjectStore`; anything else is a folder.
+    """
+    location = load_settings().registry if root is None else root
+    if str(location).startswith("s3:/"):  # also what pathlib makes of "s3://" (one slash)
+        from mlscale.registry._objectstore import ObjectStore
+
+        return ObjectStore(str(location))
+    return FileStore(location)
