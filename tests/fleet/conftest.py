@@ -114,3 +114,23 @@ def publish_small(store: Store, name: str = "demo", seed: int = 0) -> Manifest:
 def publish() -> Publish:
     """``publish(store, name="demo", seed=0)``: a small version, published."""
     return publish_small
+
+
+def publish_recommender(store: Store, name: str = "demo", seed: int = 0) -> Manifest:
+    """A tiny real recommender (50 users, 50 items), fitted and published as ``recommend/NAME``."""
+    from mlscale.apps.recommend import ImplicitRecommender, publish_model
+    from mlscale.data import InteractionMatrix
+
+    rng = np.random.default_rng(seed)
+    users = rng.integers(0, 50, 2000)
+    items = (users % 5) * 10 + rng.integers(0, 10, 2000)
+    model = ImplicitRecommender(factors=8, iterations=3, threads=1, seed=seed).fit(
+        InteractionMatrix.from_arrays(users, items)
+    )
+    return publish_model(store, name, model, metrics={}, engine="local", data_fingerprint=f"seed-{seed}")
+
+
+@pytest.fixture
+def publish_model() -> Publish:
+    """``publish_model(store, name="demo", seed=0)``: a tiny servable recommender, published."""
+    return publish_recommender
