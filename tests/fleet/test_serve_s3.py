@@ -45,12 +45,14 @@ def test_serve_answers_from_s3_and_picks_up_a_promotion(
     try:
         deadline = time.monotonic() + 60
         while not (found := re.search(r"listening on http://127\.0\.0\.1:(\d+)", log.read_text())):
-            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.05)
         base = f"http://127.0.0.1:{found.group(1)}"
         assert _get(f"{base}/v1/models/demo")["version"] == 1
         answer = _get(f"{base}/v1/models/demo/recommend/3?k=5")["results"][0]
-        assert answer["user"] == 3 and len(answer["items"]) == 5
+        assert answer["user"] == 3
+        assert len(answer["items"]) == 5
         assert (tmp_path / "server-cache").is_dir()  # loaded through the host cache
 
         store.promote("recommend/demo@2", "production")
