@@ -334,6 +334,12 @@ class FleetLab:
         assert self.gen is not None
         return self.gen.call(_KNEE, url=url, rate=start, max_rate=max_rate, duration=duration, p99=f"p99={p99_ms:g}ms")
 
+    def ladder(self, url: str, rates: list[float], *, duration: float = 2.0) -> list[dict[str, Any]]:
+        """Fixed-rate steps at every rate (no early stop), from the gen host: one dict per step."""
+        assert self.gen is not None
+        steps: list[dict[str, Any]] = self.gen.call(_LADDER, url=url, rates=rates, duration=duration)
+        return steps
+
     # -- teardown ---------------------------------------------------------------------------------
 
     def close(self) -> None:
@@ -452,6 +458,17 @@ report = run_loadtest(url, PlainScenario(""), _spec(rate, duration, 0.5), Slo.pa
 result = report.as_dict()
 """
 )
+
+_LADDER = r"""
+from mlscale.loadtest import PlainScenario, StepSpec
+from mlscale.loadtest.generator import LoadGenerator
+result = []
+with LoadGenerator(url, PlainScenario("").requests(None, 1), processes=1) as gen:
+    for rate in rates:
+        s = gen.run(StepSpec(rate=rate, duration=duration, warmup=0.5, timeout=2.0, max_connections=256))
+        result.append({"offered": rate, "achieved": round(s.achieved_rate, 1), "p99_ms": s.percentile_ms(99),
+                       "error_rate": s.error_rate, "saturated": s.generator_saturated})
+"""
 
 _NGINX_CONF = """
 worker_processes 1;
