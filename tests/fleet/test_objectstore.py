@@ -181,3 +181,24 @@ def test_the_cli_never_prints_the_secret(
         assert secret not in text
     assert main(["models", "list", "--registry", missing.replace("s3://", "s3:/")]) != 0  # pathlib's form too
     capsys.readouterr()
+
+
+def test_a_server_without_conditional_writes_falls_back_with_a_warning(
+    s3_store: ObjectStore, publish: Publish, caplog: pytest.LogCaptureFixture
+) -> None:
+    from botocore.exceptions import ClientError
+
+    def refuse_conditions(params: dict[str, Any], **_: Any) -> None:
+        # Fault injection: answer as a server that does not implement conditional writes.
+        if {"If-None-Match", "If-Match"} & set(params.get("headers", {})):
+            raise ClientError(
+                {"Error": {"Code": "NotImplemented", "Message": "no"}, "ResponseMetadata": {"HTTPStatusCode": 501}},
+                "PutObject",
+            )
+
+    s3_store._client.meta.events.register("before-call.s3.PutObject", refuse_conditions)
+    with caplog.at_level("WARNING", logger="mlscale.registry"):
+        assert publish(s3_store).version == 1
+        s3_store.promote("recommend/demo@1", "production")
+    assert "does not support conditional writes" in caplog.text
+    assert s3_store.aliases("recommend", "demo") == {"latest": 1, "production": 1}

@@ -12,6 +12,11 @@ refuses a tampered, incomplete or pickled version with an
 :class:`~mlscale.errors.ArtifactError` naming the file. Publishing is atomic:
 a version is visible completely or not at all.
 
+:func:`open_store` opens a folder (:class:`FileStore`) or, for
+``s3://bucket/prefix``, an S3-compatible bucket (:class:`ObjectStore`: the
+same guarantees through conditional writes, and a verified read-through cache
+of versions on each host).
+
 >>> import tempfile
 >>> import numpy as np
 >>> import pyarrow as pa
