@@ -8,6 +8,7 @@ Rates stay modest (200 req/s): the machine running this is small and shared.
 
 from __future__ import annotations
 
+import math
 import re
 import signal
 import time
@@ -19,7 +20,7 @@ import pytest
 from benchmarks.fleetlab import NGINX, SECRET, FleetLab, netns_unavailable
 
 from mlscale.loadtest import Slo
-from mlscale.loadtest.plan import plan_fleet
+from mlscale.loadtest.plan import capacity_at, plan_fleet
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
@@ -82,8 +83,8 @@ def test_every_host_serves_production_through_the_balancer(lab: Any) -> None:
 
 
 def test_a_promotion_from_elsewhere_reaches_every_host_under_load_without_a_failure(lab: Any) -> None:
-    lab.start_load(lab.url + RECOMMEND, rate=200, duration=5)
-    time.sleep(2.0)  # the generator is under way
+    lab.start_load(lab.url + RECOMMEND, rate=200, duration=4)
+    time.sleep(1.5)  # the generator is under way
     lab.promote(lab.version_b)  # from the ops host: neither a serving host nor the balancer
     promoted = time.monotonic()
     while set(lab.versions().values()) != {lab.version_b}:
@@ -92,7 +93,7 @@ def test_a_promotion_from_elsewhere_reaches_every_host_under_load_without_a_fail
     reached = time.monotonic() - promoted
     step = _step(lab.load_result())
     assert step["errors"] == {}, step
-    assert step["ok"] == step["sent"] > 500
+    assert step["ok"] == step["sent"] > 400
     # One poll interval to notice, plus the download and warm-up of the new version (on a shared
     # 2-core machine); "within the poll interval" of noticing, with a bounded load time.
     assert reached < POLL + 3.0, f"took {reached:.2f}s"
@@ -102,10 +103,13 @@ def test_a_promotion_from_elsewhere_reaches_every_host_under_load_without_a_fail
 def test_the_plan_holds_when_load_tested_on_the_fleet(lab: Any) -> None:
     slo = Slo.parse(["p99=50ms", "errors=0.1%"])
     one_host = f"http://{lab.hosts['srv1'].address}:8000{RECOMMEND}"
-    knee = lab.knee(one_host, start=100, max_rate=300, duration=1.5)
-    target = 250.0
+    knee = lab.knee(one_host, start=50, max_rate=300, duration=1.0)
+    per_host = capacity_at(knee, slo)[0] / 1.5
+    # A target that needs two hosts by the plan (at most 250 req/s: the machine is small and shared).
+    target = min(250.0, 2 * per_host)
     plan = plan_fleet(knee, target_rps=target, slo=slo, headroom=1.5)
-    assert 1 <= plan.hosts <= 3, plan
+    assert plan.hosts == (2 if target == 2 * per_host else math.ceil(target / per_host)), plan
+    assert plan.hosts <= 2
     hosts = lab.serving()[: plan.hosts]
     url = lab.start_balancer(hosts)
     try:
@@ -113,7 +117,7 @@ def test_the_plan_holds_when_load_tested_on_the_fleet(lab: Any) -> None:
         check = lab.gen.call(  # what `mlscale plan --check URL` runs, from the generator host
             "from mlscale.loadtest import Slo\n"
             "from mlscale.loadtest.plan import FleetPlan, check_plan\n"
-            "result = check_plan(url, FleetPlan(**plan), Slo.parse(slo), 3.0)",
+            "result = check_plan(url, FleetPlan(**plan), Slo.parse(slo), 2.5)",
             url=url + RECOMMEND,
             plan={k: v for k, v in plan.as_dict().items() if k != "workers"},
             slo=["p99=50ms", "errors=0.1%"],
@@ -122,14 +126,14 @@ def test_the_plan_holds_when_load_tested_on_the_fleet(lab: Any) -> None:
         lab.url = lab.start_balancer()
     print(f"planned {plan.hosts} host(s) for {target:g} req/s; measured {check}")
     assert check["error_rate"] <= 0.001, check
-    assert check["achieved_rps"] >= target * 0.9, check
+    assert check["achieved_rps"] >= target * 0.85, check  # Poisson arrivals over 2.5 s
     assert check["p99_ms"] <= 50, check
 
 
 def test_a_killed_host_costs_only_its_in_flight_requests(lab: Any) -> None:
     victim = lab.hosts["srv3"]
-    lab.start_load(lab.url + RECOMMEND, rate=200, duration=4)
-    time.sleep(2.0)
+    lab.start_load(lab.url + RECOMMEND, rate=200, duration=3.5)
+    time.sleep(1.5)
     victim.kill(signal.SIGKILL)  # the whole host's serving processes, without a drain
     first = _step(lab.load_result())
     failed = sum(first["errors"].values())
