@@ -14,7 +14,7 @@ import pytest
 from mlscale.cli import main
 from mlscale.errors import ArtifactError, ModelNotFoundError, RegistryError
 from mlscale.registry import FileStore, Manifest, ObjectStore, open_store
-from mlscale.registry._objectstore import parse_s3_uri
+from mlscale.registry._s3 import parse_s3_uri
 
 Publish = Callable[..., Manifest]
 
@@ -196,7 +196,7 @@ def test_a_server_without_conditional_writes_falls_back_with_a_warning(
                 "PutObject",
             )
 
-    s3_store._client.meta.events.register("before-call.s3.PutObject", refuse_conditions)
+    s3_store._s3.client.meta.events.register("before-call.s3.PutObject", refuse_conditions)
     with caplog.at_level("WARNING", logger="mlscale.registry"):
         assert publish(s3_store).version == 1
         s3_store.promote("recommend/demo@1", "production")

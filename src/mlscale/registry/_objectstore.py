@@ -53,12 +53,11 @@ import contextlib
 import dataclasses
 import hashlib
 import json
-import logging
 import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -66,65 +65,22 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from mlscale.config import default_cache_dir
-from mlscale.errors import ArtifactError, DependencyError, ModelNotFoundError, RegistryError
+from mlscale.errors import ArtifactError, ModelNotFoundError, RegistryError
 from mlscale.registry._filestore import ALLOWED_SUFFIXES, MANIFEST, MANIFEST_SHA, FileStore
 from mlscale.registry._fs import exclusive_lock, fsync_dir, random_token
 from mlscale.registry._manifest import Manifest
 from mlscale.registry._names import check_name, is_valid_name
 from mlscale.registry._ref import LATEST, ModelRef, check_alias
+from mlscale.registry._s3 import PreconditionFailedError, S3Bucket
 from mlscale.registry._store import NO_ITEMS, LoadedModel, Store
 
-__all__ = ["ObjectStore", "is_object_uri", "parse_s3_uri"]
+__all__ = ["ObjectStore"]
 
-log = logging.getLogger("mlscale.registry")
-
-_URI = re.compile(r"s3:/+(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/(?P<prefix>.*))?")
 _RECORD_FORMAT = 1
 _MAX_PUBLISH_ATTEMPTS = 100
 _MAX_CAS_ATTEMPTS = 50
 _CHUNK = 1 << 20
 _SHOW_AT_MOST = 20
-_CREDENTIAL_HINT = (
-    "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE, ~/.aws/credentials, an instance role), "
-    "and AWS_ENDPOINT_URL for a server other than AWS"
-)
-
-
-def is_object_uri(location: str | os.PathLike[str]) -> bool:
-    """Whether ``location`` names an object store (``s3://...``) rather than a folder.
-
-    ``s3:/bucket`` (one slash) is accepted too: that is what ``pathlib.Path``
-    makes of ``s3://bucket`` when a command-line flag was parsed as a path.
-    """
-    return str(location).startswith("s3:/")
-
-
-def parse_s3_uri(location: str | os.PathLike[str]) -> tuple[str, str]:
-    """``(bucket, prefix)`` of ``s3://bucket/prefix``; the prefix has no leading or trailing ``/``.
-
-    >>> parse_s3_uri("s3://models/prod/registry/")
-    ('models', 'prod/registry')
-    >>> parse_s3_uri("s3:/models")
-    ('models', '')
-    """
-    text = str(location)
-    match = _URI.fullmatch(text)
-    if match is None:
-        raise RegistryError(
-            f"invalid object-store registry {text!r}: expected s3://BUCKET[/PREFIX] "
-            "(a bucket name of 3 to 63 characters a-z, 0-9, '.' and '-')"
-        )
-    prefix = (match.group("prefix") or "").strip("/")
-    return match.group("bucket"), re.sub("/+", "/", prefix)
-
-
-def _scrub(text: str) -> str:
-    """``text`` with any secret from the environment blanked out (defence in depth)."""
-    for key in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
-        secret = os.environ.get(key)
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
-    return text
 
 
 def _shorten(items: list[str]) -> str:
@@ -132,10 +88,6 @@ def _shorten(items: list[str]) -> str:
         return "none"
     more = len(items) - _SHOW_AT_MOST
     return ", ".join(items[:_SHOW_AT_MOST]) + (f" and {more} more" if more > 0 else "")
-
-
-class _PreconditionFailedError(Exception):
-    """A conditional write lost: someone else wrote the object first."""
 
 
 class ObjectStore(Store):
@@ -147,14 +99,13 @@ class ObjectStore(Store):
     """
 
     def __init__(self, location: str, *, cache_dir: str | os.PathLike[str] | None = None) -> None:
-        self._bucket, self._prefix = parse_s3_uri(location)
-        self._location = f"s3://{self._bucket}" + (f"/{self._prefix}" if self._prefix else "")
+        self._s3 = S3Bucket(location)
+        self._prefix = self._s3.prefix
+        self._location = self._s3.location
         base = cache_dir or os.environ.get("MLSCALE_CACHE_DIR") or default_cache_dir() / "objectstore"
         digest = hashlib.sha256(self._location.encode()).hexdigest()[:16]
         self._cache_root = Path(base).expanduser() / digest
         self._cache = FileStore(self._cache_root)
-        self._client_obj: Any = None
-        self._conditional = True
         self.cache_hits = 0
         self.cache_misses = 0
         self.bytes_fetched = 0
@@ -177,129 +128,19 @@ class ObjectStore(Store):
     def __repr__(self) -> str:
         return f"ObjectStore({self._location!r})"
 
-    # -- S3 plumbing -------------------------------------------------------------------------------
-
-    @property
-    def _client(self) -> Any:
-        if self._client_obj is None:
-            try:
-                import boto3
-                from botocore.config import Config
-            except ImportError:
-                raise DependencyError(
-                    f"the object-store registry {self._location} needs boto3",
-                    hint="install it with `pip install 'mlscale[s3]'`",
-                ) from None
-            config = Config(
-                retries={"max_attempts": 4, "mode": "standard"},
-                connect_timeout=5,
-                read_timeout=30,
-                max_pool_connections=16,
-            )
-            self._client_obj = boto3.session.Session().client("s3", config=config)
-        return self._client_obj
-
-    def _key(self, *parts: str) -> str:
-        return "/".join([self._prefix, *parts] if self._prefix else parts)
-
-    def _uri(self, key: str) -> str:
-        return f"s3://{self._bucket}/{key}"
-
-    @contextlib.contextmanager
-    def _errors(self, action: str) -> Iterator[None]:
-        """Turn client failures into one clear :class:`RegistryError` that never holds a secret."""
-        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
-
-        try:
-            yield
-        except ClientError as err:
-            code = str(err.response.get("Error", {}).get("Code", ""))
-            message = str(err.response.get("Error", {}).get("Message", "")) or code
-            if code == "NoSuchBucket":
-                raise RegistryError(
-                    f"could not {action}: the bucket {self._bucket!r} does not exist",
-                    hint=f"create it, or pass the right --registry (now {self._location})",
-                ) from None
-            hint = _CREDENTIAL_HINT if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied") else None
-            raise RegistryError(_scrub(f"could not {action}: {code}: {message}"), hint=hint) from None
-        except NoCredentialsError:
-            raise RegistryError(f"could not {action}: no credentials found", hint=_CREDENTIAL_HINT) from None
-        except BotoCoreError as err:
-            raise RegistryError(_scrub(f"could not {action}: {err}")) from None
-
-    def _get(self, key: str, action: str) -> tuple[bytes, str] | None:
-        """The object's bytes and ETag, or ``None`` if there is no such object."""
-        from botocore.exceptions import ClientError
-
-        with self._errors(action):
-            try:
-                response = self._client.get_object(Bucket=self._bucket, Key=key)
-            except ClientError as err:
-                if err.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-                    return None
-                raise
-            return response["Body"].read(), str(response["ETag"])
-
-    def _put(self, key: str, body: bytes, action: str, *, if_none_match: bool = False, if_match: str = "") -> None:
-        """Write an object, optionally only if absent or unchanged; raises :class:`_PreconditionFailedError`."""
-        from botocore.exceptions import ClientError
-
-        kwargs: dict[str, Any] = {"Bucket": self._bucket, "Key": key, "Body": body}
-        if self._conditional and if_none_match:
-            kwargs["IfNoneMatch"] = "*"
-        if self._conditional and if_match:
-            kwargs["IfMatch"] = if_match
-        with self._errors(action):
-            try:
-                self._client.put_object(**kwargs)
-            except ClientError as err:
-                code = err.response.get("Error", {}).get("Code")
-                status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-                if code in ("PreconditionFailed", "ConditionalRequestConflict") or status in (409, 412):
-                    raise _PreconditionFailedError(key) from None
-                if (code == "NotImplemented" or status == 501) and (if_none_match or if_match):
-                    log.warning(
-                        "%s does not support conditional writes: versions and aliases are last-writer-wins; "
-                        "serialise concurrent publishers yourself",
-                        self._location,
-                    )
-                    self._conditional = False
-                    self._put(key, body, action)
-                    return
-                raise
-
-    def _list(self, prefix: str, action: str, *, delimiter: str = "") -> tuple[list[str], list[str]]:
-        """(keys, common prefixes) under ``prefix``, all pages."""
-        keys: list[str] = []
-        prefixes: list[str] = []
-        kwargs: dict[str, Any] = {"Bucket": self._bucket, "Prefix": prefix}
-        if delimiter:
-            kwargs["Delimiter"] = delimiter
-        with self._errors(action):
-            for page in self._client.get_paginator("list_objects_v2").paginate(**kwargs):
-                keys.extend(str(o["Key"]) for o in page.get("Contents", []))
-                prefixes.extend(str(p["Prefix"]) for p in page.get("CommonPrefixes", []))
-        return keys, prefixes
-
-    def _delete(self, keys: list[str], action: str) -> None:
-        with self._errors(action):
-            for start in range(0, len(keys), 1000):
-                batch = [{"Key": k} for k in keys[start : start + 1000]]
-                self._client.delete_objects(Bucket=self._bucket, Delete={"Objects": batch, "Quiet": True})
-
     # -- layout --------------------------------------------------------------------------------------
 
     def _model_key(self, app: str, name: str, *parts: str) -> str:
-        return self._key(check_name(app, "app name"), check_name(name, "model name"), *parts)
+        return self._s3.key(check_name(app, "app name"), check_name(name, "model name"), *parts)
 
     def _children(self, prefix: str, action: str) -> list[str]:
-        _, prefixes = self._list(prefix, action, delimiter="/")
+        _, prefixes = self._s3.list(prefix, action, delimiter="/")
         names = [p[len(prefix) :].rstrip("/") for p in prefixes]
         return sorted(n for n in names if is_valid_name(n))
 
     def _versions(self, app: str, name: str) -> list[int]:
         prefix = self._model_key(app, name, "versions") + "/"
-        keys, _ = self._list(prefix, f"list the versions of {app}/{name} in {self._location}")
+        keys, _ = self._s3.list(prefix, f"list the versions of {app}/{name} in {self._location}")
         found = []
         for key in keys:
             stem = key[len(prefix) :].removesuffix(".json")
@@ -308,7 +149,7 @@ class ObjectStore(Store):
         return sorted(found)
 
     def _models(self, app: str | None = None) -> list[str]:
-        base = self._key() + "/" if self._prefix else ""
+        base = self._s3.key() + "/" if self._prefix else ""
         action = f"list the models in {self._location}"
         apps = [app] if app is not None else self._children(base, action)
         return [f"{a}/{n}" for a in apps for n in self._children(f"{base}{a}/", action) if self._versions(a, n)]
@@ -326,21 +167,21 @@ class ObjectStore(Store):
 
     def _read_aliases(self, app: str, name: str) -> tuple[dict[str, int], str]:
         key = self._model_key(app, name, "aliases.json")
-        got = self._get(key, f"read the aliases of {app}/{name}")
+        got = self._s3.get(key, f"read the aliases of {app}/{name}")
         if got is None:
             return {}, ""
         raw, etag = got
         try:
             data = json.loads(raw)
         except ValueError as err:
-            raise ArtifactError(f"{self._uri(key)}: not valid JSON ({err})") from None
+            raise ArtifactError(f"{self._s3.uri(key)}: not valid JSON ({err})") from None
         if not isinstance(data, dict):
-            raise ArtifactError(f"{self._uri(key)}: expected a JSON object of alias -> version")
+            raise ArtifactError(f"{self._s3.uri(key)}: expected a JSON object of alias -> version")
         for alias, version in data.items():
             if not is_valid_name(alias) or alias == LATEST or alias.isdigit():
-                raise ArtifactError(f"{self._uri(key)}: invalid alias name {alias!r}")
+                raise ArtifactError(f"{self._s3.uri(key)}: invalid alias name {alias!r}")
             if type(version) is not int or version < 1:
-                raise ArtifactError(f"{self._uri(key)}: alias {alias!r} must point to a version >= 1")
+                raise ArtifactError(f"{self._s3.uri(key)}: alias {alias!r} must point to a version >= 1")
         return dict(sorted(data.items())), etag
 
     def _update_aliases(self, app: str, name: str, change: Mapping[str, int | None]) -> None:
@@ -355,19 +196,19 @@ class ObjectStore(Store):
                     aliases[alias] = version
             body = (json.dumps(dict(sorted(aliases.items())), indent=2) + "\n").encode()
             try:
-                self._put(key, body, f"set the aliases of {app}/{name}", if_none_match=not etag, if_match=etag)
-            except _PreconditionFailedError:
+                self._s3.put(key, body, f"set the aliases of {app}/{name}", if_none_match=not etag, if_match=etag)
+            except PreconditionFailedError:
                 continue  # another promotion landed in between: re-read and re-apply ours
             return
         raise RegistryError(f"could not update the aliases of {app}/{name}: {_MAX_CAS_ATTEMPTS} concurrent changes")
 
     def _read_floor(self, app: str, name: str) -> int:
-        got = self._get(self._model_key(app, name, "version-floor"), f"read the version floor of {app}/{name}")
+        got = self._s3.get(self._model_key(app, name, "version-floor"), f"read the version floor of {app}/{name}")
         if got is None:
             return 0
         text = got[0].decode("ascii", errors="replace").strip()
         if not text.isdigit():
-            raise ArtifactError(f"{self._uri(self._model_key(app, name, 'version-floor'))}: expected a whole number")
+            raise ArtifactError(f"{self._s3.uri(self._model_key(app, name, 'version-floor'))}: expected a whole number")
         return int(text)
 
     # -- commit records -----------------------------------------------------------------------------------
@@ -375,10 +216,10 @@ class ObjectStore(Store):
     def _read_record(self, app: str, name: str, version: int) -> tuple[Manifest, str, bytes]:
         """(manifest, data token, manifest bytes) of a committed version, checked."""
         key = self._model_key(app, name, "versions", f"{version}.json")
-        got = self._get(key, f"read {app}/{name}@{version}")
+        got = self._s3.get(key, f"read {app}/{name}@{version}")
         if got is None:
             raise ModelNotFoundError(f"{app}/{name}@{version} was removed (it existed a moment ago)")
-        source = self._uri(key)
+        source = self._s3.uri(key)
         try:
             record = json.loads(got[0])
             text = record["manifest"]
@@ -484,8 +325,8 @@ class ObjectStore(Store):
             token = random_token() + random_token()
             for filename in sorted(staged.files):
                 key = self._model_key(app, name, "data", token, filename)
-                with self._errors(f"upload {filename} of {app}/{name} to {self._uri(key)}"):
-                    self._client.upload_file(str(folder / filename), self._bucket, key)
+                with self._s3.errors(f"upload {filename} of {app}/{name} to {self._s3.uri(key)}"):
+                    self._s3.client.upload_file(str(folder / filename), self._s3.bucket, key)
             manifest = self._commit(app, name, staged, token)
             self._keep_in_cache(folder, manifest)
         return manifest
@@ -503,8 +344,8 @@ class ObjectStore(Store):
             }
             key = self._model_key(app, name, "versions", f"{version}.json")
             try:
-                self._put(key, json.dumps(record).encode(), f"publish {app}/{name}@{version}", if_none_match=True)
-            except _PreconditionFailedError:
+                self._s3.put(key, json.dumps(record).encode(), f"publish {app}/{name}@{version}", if_none_match=True)
+            except PreconditionFailedError:
                 # Another publisher took this number first: try the next free one.
                 version = max([version + 1, *self._versions(app, name), self._read_floor(app, name) + 1])
                 continue
@@ -555,16 +396,20 @@ class ObjectStore(Store):
         try:
             for filename, expected in sorted(manifest.files.items()):
                 if not filename.lower().endswith(ALLOWED_SUFFIXES):
-                    raise ArtifactError(f"{self._uri(token)}: refused: the manifest lists {filename!r}")
+                    record = self._model_key(manifest.app, manifest.name, "versions", f"{manifest.version}.json")
+                    raise ArtifactError(
+                        f"{self._s3.uri(record)}: refused: the manifest lists {filename!r}; "
+                        f"only {' '.join(ALLOWED_SUFFIXES)} are loaded"
+                    )
                 key = self._model_key(manifest.app, manifest.name, "data", token, filename)
                 digest = hashlib.sha256()
-                with self._errors(f"download {self._uri(key)}"), open(tmp / filename, "xb") as out:
+                with self._s3.errors(f"download {self._s3.uri(key)}"), open(tmp / filename, "xb") as out:
                     try:
-                        body = self._client.get_object(Bucket=self._bucket, Key=key)["Body"]
+                        body = self._s3.client.get_object(Bucket=self._s3.bucket, Key=key)["Body"]
                     except ClientError as err:
                         if err.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
                             raise ArtifactError(
-                                f"{self._uri(key)}: missing (listed in the manifest of {manifest.ref})"
+                                f"{self._s3.uri(key)}: missing (listed in the manifest of {manifest.ref})"
                             ) from None
                         raise
                     while chunk := body.read(_CHUNK):
@@ -575,7 +420,7 @@ class ObjectStore(Store):
                     os.fsync(out.fileno())
                 if digest.hexdigest() != expected:
                     raise ArtifactError(
-                        f"{self._uri(key)}: checksum mismatch: the manifest of {manifest.ref} records sha256 "
+                        f"{self._s3.uri(key)}: checksum mismatch: the manifest of {manifest.ref} records sha256 "
                         f"{expected[:16]}..., the object has {digest.hexdigest()[:16]}...; it was modified or "
                         "corrupted after publish",
                         hint="restore the object or publish the model again",
@@ -638,20 +483,20 @@ class ObjectStore(Store):
             tokens.append(token)
         action = f"remove {ref}"
         if all_versions:
-            keys, _ = self._list(self._model_key(ref.app, ref.name) + "/", action)
-            self._delete(keys, action)
+            keys, _ = self._s3.list(self._model_key(ref.app, ref.name) + "/", action)
+            self._s3.delete(keys, action)
             return removed
         # Record the number first so no later publish reuses it (pollers must never see an
         # old number stand for new content), then drop aliases, the commit, the data.
         floor = self._read_floor(ref.app, ref.name)
         if targets[0] > floor:
-            self._put(self._model_key(ref.app, ref.name, "version-floor"), f"{targets[0]}\n".encode(), action)
+            self._s3.put(self._model_key(ref.app, ref.name, "version-floor"), f"{targets[0]}\n".encode(), action)
         if pointing:
             self._update_aliases(ref.app, ref.name, dict.fromkeys(pointing))
-        self._delete([self._model_key(ref.app, ref.name, "versions", f"{targets[0]}.json")], action)
+        self._s3.delete([self._model_key(ref.app, ref.name, "versions", f"{targets[0]}.json")], action)
         for token in tokens:
-            keys, _ = self._list(self._model_key(ref.app, ref.name, "data", token) + "/", action)
-            self._delete(keys, action)
+            keys, _ = self._s3.list(self._model_key(ref.app, ref.name, "data", token) + "/", action)
+            self._s3.delete(keys, action)
         return removed
 
 
