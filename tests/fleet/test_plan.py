@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import http.server
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -57,3 +59,38 @@ def test_the_command_prints_and_writes_the_plan(tmp_path: Path, capsys: pytest.C
     assert json.loads(out.read_text())["plan"]["hosts"] == 4
     assert main(["plan", "--target-rps", "10", "--report", str(tmp_path / "missing.json")]) != 0
     assert "missing.json: no such file" in capsys.readouterr().err
+
+
+class _Ok(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args: Any) -> None:  # quiet
+        pass
+
+
+def test_check_load_tests_the_fleet_at_the_target(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Ok)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        out = tmp_path / "plan.json"
+        args = ["plan", "--target-rps", "40", "--capacity", "100", "--check", url, "--check-duration", "1.5"]
+        # A loose SLO (this machine is shared), then one no server can meet: exit status 3.
+        assert main([*args, "--slo", "p99=2s", "--json", str(out)]) == 0
+        assert "the plan holds" in capsys.readouterr().out
+        assert main([*args, "--slo", "p99=1us"]) == 3
+        assert "MISSED the SLO" in capsys.readouterr().out
+    finally:
+        server.shutdown()
+        server.server_close()
+    check = json.loads(out.read_text())["check"]
+    assert check["planned_hosts"] == 1
+    assert check["error_rate"] == 0
+    assert check["achieved_rps"] > 20
