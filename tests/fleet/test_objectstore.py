@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 
 from mlscale.cli import main
-from mlscale.errors import ArtifactError, ModelNotFoundError, RegistryError
+from mlscale.errors import ArtifactError, DependencyError, ModelNotFoundError, RegistryError
 from mlscale.registry import FileStore, Manifest, ObjectStore, open_store
 from mlscale.registry._s3 import parse_s3_uri
 
@@ -202,3 +203,12 @@ def test_a_server_without_conditional_writes_falls_back_with_a_warning(
         s3_store.promote("recommend/demo@1", "production")
     assert "does not support conditional writes" in caplog.text
     assert s3_store.aliases("recommend", "demo") == {"latest": 1, "production": 1}
+
+
+def test_without_boto3_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in ("boto3", "botocore", "botocore.config", "botocore.exceptions"):  # as if not installed
+        monkeypatch.setitem(sys.modules, name, None)  # importing it raises ImportError
+    store = ObjectStore("s3://some-bucket/x", cache_dir=tmp_path)
+    with pytest.raises(DependencyError, match="needs boto3") as err:
+        store.list()
+    assert "pip install 'mlscale[s3]'" in str(err.value)

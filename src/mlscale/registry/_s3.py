@@ -105,6 +105,7 @@ class S3Bucket:
     @contextlib.contextmanager
     def errors(self, action: str) -> Iterator[None]:
         """Turn client failures into one clear :class:`RegistryError` that never holds a secret."""
+        self.client  # noqa: B018 - makes the client first, so a missing boto3 is one clear error
         from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
         try:
