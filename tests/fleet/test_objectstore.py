@@ -25,7 +25,7 @@ def test_open_store_dispatches_s3_uris(bucket_uri: str) -> None:
     assert isinstance(store, ObjectStore)
     assert store.location == bucket_uri
     # What pathlib makes of the URI when a --registry flag was parsed as a path.
-    assert open_store(Path(bucket_uri)).location == bucket_uri  # type: ignore[attr-defined]
+    assert open_store(Path(bucket_uri)).location == bucket_uri
     assert isinstance(open_store("/tmp/x"), FileStore)
     with pytest.raises(RegistryError, match="expected s3://BUCKET"):
         parse_s3_uri("s3://A_bad_bucket/x")

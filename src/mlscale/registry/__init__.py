@@ -41,10 +41,11 @@ recommend/ml100k@1 (3, 3) 3
 
 from __future__ import annotations
 
-from mlscale.registry._filestore import ALLOWED_SUFFIXES, FileStore, open_store
+from mlscale.registry._filestore import ALLOWED_SUFFIXES, FileStore
 from mlscale.registry._manifest import Manifest
 from mlscale.registry._names import NAME_RULE
 from mlscale.registry._objectstore import ObjectStore
+from mlscale.registry._open import open_store
 from mlscale.registry._ref import LATEST, ModelRef
 from mlscale.registry._store import LoadedModel, Store
 

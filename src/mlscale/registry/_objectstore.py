@@ -36,6 +36,15 @@ Credentials and endpoint come from boto3's standard chain (``AWS_ACCESS_KEY_ID``
 ``AWS_ENDPOINT_URL`` for a non-AWS server). They are never printed: errors
 carry the S3 error code and message only, scrubbed of the secret as well.
 
+Attachments (per-model files that outlive versions: the threat app's verdict
+log) are objects under ``<prefix>/.attachments/<key>/<app>/<name><suffix>``
+(a hidden name, never listed as an app; like the file store's, they survive
+removing the model). :meth:`ObjectStore.attachment` gives this host's copy in
+the cache; :meth:`ObjectStore.sync_attachment` merges it with the object as an
+append-only log of lines, by compare-and-swap, so a verdict recorded on one
+host is in the store, and seen by every other host at its next sync (see
+:mod:`mlscale.registry._synclog`).
+
 Reading goes through a per-host read-through cache of immutable versions
 (``$MLSCALE_CACHE_DIR``, default ``~/.cache/mlscale/objectstore``): the first
 load of a version downloads its files, verifying each SHA-256 while it
@@ -73,6 +82,7 @@ from mlscale.registry._names import check_name, is_valid_name
 from mlscale.registry._ref import LATEST, ModelRef, check_alias
 from mlscale.registry._s3 import PreconditionFailedError, S3Bucket
 from mlscale.registry._store import NO_ITEMS, LoadedModel, Store
+from mlscale.registry._synclog import sync_line_log
 
 __all__ = ["ObjectStore"]
 
@@ -116,17 +126,25 @@ class ObjectStore(Store):
         return self._location
 
     @property
-    def root(self) -> str:
-        """The same as :attr:`location` (what callers written for the file store print)."""
-        return self._location
-
-    @property
     def cache_dir(self) -> Path:
         """This registry's folder in the host's read-through cache."""
         return self._cache_root
 
     def __repr__(self) -> str:
         return f"ObjectStore({self._location!r})"
+
+    def attachment(self, app: str, name: str, key: str, *, suffix: str = ".jsonl") -> Path:
+        """This host's copy of the attachment (names checked as the file store checks them).
+
+        Not fetched here: :meth:`sync_attachment` brings it up to date and makes appended lines durable.
+        """
+        return self._cache.attachment(app, name, key, suffix=suffix)
+
+    def sync_attachment(self, app: str, name: str, key: str, *, suffix: str = ".jsonl") -> Path:
+        path = self.attachment(app, name, key, suffix=suffix)
+        remote = self._s3.key(".attachments", key, app, name + suffix)
+        sync_line_log(self._s3, remote, path, f"the {key} attachment of {app}/{name}")
+        return path
 
     # -- layout --------------------------------------------------------------------------------------
 
@@ -378,7 +396,8 @@ class ObjectStore(Store):
                 else:
                     self.cache_misses += 1
                     self._download(manifest, token, raw, target)
-        return self._cache.load(ref.with_selector(version), mmap=mmap, verify=verify)
+        loaded = self._cache.load(ref.with_selector(version), mmap=mmap, verify=verify)
+        return dataclasses.replace(loaded, store=self)  # its attachments are this store's, not the cache's
 
     @staticmethod
     def _cached(target: Path, raw: bytes) -> bool:
