@@ -418,7 +418,7 @@ for name, u in urls.items():
 _PUBLISH = r"""
 import numpy as np
 from mlscale.apps.recommend import ImplicitRecommender, publish_model
-from mlscale.data import InteractionMatrix
+from mlscale.apps.recommend.matrix import InteractionMatrix
 from mlscale.registry import ObjectStore
 rng = np.random.default_rng(seed)
 users = rng.integers(0, 500, 20000)

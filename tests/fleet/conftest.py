@@ -119,7 +119,7 @@ def publish() -> Publish:
 def publish_recommender(store: Store, name: str = "demo", seed: int = 0) -> Manifest:
     """A tiny real recommender (50 users, 50 items), fitted and published as ``recommend/NAME``."""
     from mlscale.apps.recommend import ImplicitRecommender, publish_model
-    from mlscale.data import InteractionMatrix
+    from mlscale.apps.recommend.matrix import InteractionMatrix
 
     rng = np.random.default_rng(seed)
     users = rng.integers(0, 50, 2000)

@@ -95,12 +95,20 @@ def test_a_torn_local_line_is_never_uploaded(bucket_uri: str, tmp_path: Path, ra
     assert path.read_bytes() == b'{"n": 1}\n'
 
 
-def test_serving_a_threat_model_from_the_object_store_uses_the_stores_log(bucket_uri: str, tmp_path: Path) -> None:
-    """A loaded version's store is the object store (not its cache), so the predictor's log is synced."""
-    a = _host(bucket_uri, tmp_path, "a")
-    a.publish("threat", "demo", params={}, engine="local", data_fingerprint="sha256:0")
-    loaded = a.load("threat/demo")
-    assert loaded.store is a
+def test_a_verdict_posted_to_a_served_threat_model_reaches_the_other_hosts(bucket_uri: str, tmp_path: Path) -> None:
+    """The predictor's log is the object store's (a loaded version's store is the store, not its cache)."""
+    from mlscale.apps.threat import ThreatDetector, application, generate_flows, publish_model
+    from mlscale.apps.threat.predictor import FeedbackRequest, FeedbackResponse
+
+    a, b = _host(bucket_uri, tmp_path, "a"), _host(bucket_uri, tmp_path, "b")
+    detector = ThreatDetector(topics=4, passes=2).fit(generate_flows(2000, hosts=30, seed=0))
+    publish_model(a, "demo", detector, metrics={}, engine="local", data_fingerprint="sha256:0")
+    loaded = b.load("threat/demo")
+    assert loaded.store is b
+    predictor = application.predictor(loaded)
+    [answer] = predictor.feedback_batch([FeedbackRequest(severity=3, kind="pattern", match={"dst_ip": "10.0.0.9"})])
+    assert isinstance(answer, FeedbackResponse)
+    assert [dict(v.match) for v in feedback_log(a, "demo").read()] == [{"dst_ip": "10.0.0.9"}]
     assert isinstance(open_store(bucket_uri), ObjectStore)
 
 

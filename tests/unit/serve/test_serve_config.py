@@ -16,6 +16,9 @@ from mlscale.serve import ServeConfig, resolve_models
 def test_config_round_trips_through_json(tmp_path: Path) -> None:
     config = ServeConfig(registry=str(tmp_path), models=(("a", "recommend/a@production"),), workers=3, batch_wait=0.002)
     assert ServeConfig.from_json(config.to_json()) == config
+    # What a worker is given to reopen the store: an object-store URI must survive the trip whole.
+    remote = ServeConfig(registry="s3://bucket/team", models=(("a", "recommend/a"),))
+    assert ServeConfig.from_json(remote.to_json()).registry == "s3://bucket/team"
 
 
 @pytest.mark.parametrize(
