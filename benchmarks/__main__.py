@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from benchmarks import ingest, loadtest, overload, serve, soak, spark, threat, train
+from benchmarks import fleet, ingest, loadtest, overload, serve, soak, spark, threat, train
 
 __all__ = ["main"]
 
@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     threat.add_parser(sub)
     soak.add_parser(sub)
     overload.add_parser(sub)
+    fleet.add_parser(sub)
     return parser
 
 

@@ -19,7 +19,7 @@ __all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from mlscale._cli import data, demo, loadtest, models, serve, verbs
+    from mlscale._cli import data, demo, deploy, loadtest, models, plan, serve, verbs
 
     parser = argparse.ArgumentParser(
         prog="mlscale",
@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mlscale {__version__}")
     parser.set_defaults(cli_main=main)  # for commands that run other commands (demo) without importing this module
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (data, models, verbs, serve, loadtest, demo):
+    for module in (data, models, verbs, serve, loadtest, plan, deploy, demo):
         module.add_parser(sub)
     return parser
 

@@ -46,7 +46,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mlscale._version import __version__
-from mlscale.config import load_settings
 from mlscale.errors import ArtifactError, ModelNotFoundError, RegistryError, ValidationError
 from mlscale.registry._checksum import sha256_file
 from mlscale.registry._fs import atomic_write_bytes, exclusive_lock, fsync_dir, fsync_file, random_token
@@ -55,7 +54,7 @@ from mlscale.registry._names import check_name, is_valid_name
 from mlscale.registry._ref import LATEST, ModelRef, check_alias
 from mlscale.registry._store import NO_ITEMS, LoadedModel, Store
 
-__all__ = ["ALLOWED_SUFFIXES", "FileStore", "open_store"]
+__all__ = ["ALLOWED_SUFFIXES", "FileStore"]
 
 #: File types a version folder may hold (besides its manifest files).
 ALLOWED_SUFFIXES = (".npy", ".npz", ".parquet", ".safetensors", ".json")
@@ -748,8 +747,3 @@ def _load_npz(path: Path) -> dict[str, npt.NDArray[Any]]:
         raise ArtifactError(f"{path}: refused or unreadable .npz member ({err})") from None
     except (OSError, EOFError) as err:
         raise ArtifactError(f"{path}: not a readable .npz file ({err})") from None
-
-
-def open_store(root: str | os.PathLike[str] | None = None) -> Store:
-    """The model store at ``root`` (default: the ``registry`` setting, ``$MLSCALE_REGISTRY``)."""
-    return FileStore(load_settings().registry if root is None else root)

@@ -23,7 +23,8 @@ class ServeConfig:
     ``models``: (served name, registry reference) pairs. Times are in seconds.
     """
 
-    registry: Path
+    #: The store's :attr:`~mlscale.registry.Store.location` (a folder or a URI such as ``s3://bucket/prefix``).
+    registry: str
     models: tuple[tuple[str, str], ...]
     host: str = "127.0.0.1"
     port: int = 8000
@@ -83,7 +84,6 @@ class ServeConfig:
     def to_json(self) -> str:
         """For the worker processes' command line."""
         data: dict[str, Any] = asdict(self)
-        data["registry"] = str(self.registry)
         data["metrics_dir"] = None if self.metrics_dir is None else str(self.metrics_dir)
         data["models"] = [list(m) for m in self.models]
         return json.dumps(data)
@@ -92,7 +92,7 @@ class ServeConfig:
     def from_json(cls, text: str) -> ServeConfig:
         """Inverse of :meth:`to_json`."""
         data = json.loads(text)
-        data["registry"] = Path(data["registry"])
+        data["registry"] = str(data["registry"])
         data["metrics_dir"] = None if data["metrics_dir"] is None else Path(data["metrics_dir"])
         data["models"] = tuple((str(n), str(r)) for n, r in data["models"])
         return cls(**data)

@@ -12,6 +12,7 @@ ingest|score|hosts|feedback|synth``. Spark's trainer is in
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import time
 from collections.abc import Iterator, Mapping
@@ -137,8 +138,15 @@ def _domains(job: Job) -> tuple[tuple[str, ...], tuple[str, ...]]:
 
 
 def feedback_log(store: Store, name: str) -> FeedbackLog:
-    """The verdict log of ``threat/NAME``: an attachment of the model in its store."""
-    return FeedbackLog(store.attachment(APP, name, FEEDBACK))
+    """The verdict log of ``threat/NAME``: an attachment of the model in its store.
+
+    Synced with the store after each record and before each read, so with an
+    object store a verdict is durable there before it is acknowledged and every
+    host sees the verdicts the others recorded.
+    """
+    return FeedbackLog(
+        store.attachment(APP, name, FEEDBACK), sync=functools.partial(store.sync_attachment, APP, name, FEEDBACK)
+    )
 
 
 @dataclass(frozen=True)
@@ -402,7 +410,7 @@ class ThreatApp(Application):
             from_artifact(model),
             model_ref=str(model.ref.model),
             version=model.manifest.version,
-            feedback_log=model.store.attachment(APP, model.manifest.name, FEEDBACK),
+            feedback_log=feedback_log(model.store, model.manifest.name),
         )
 
     def scenario(self, mix: dict[str, Any], *, data: str | None, data_dir: Path, model: str) -> Scenario:

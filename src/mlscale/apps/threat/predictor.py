@@ -184,12 +184,14 @@ def _queries_table(queries: Sequence[Query]) -> pa.Table:
 class ThreatPredictor(Predictor):
     """Serves a :class:`ThreatDetector` loaded from the registry."""
 
-    def __init__(self, model: ThreatDetector, *, model_ref: str, version: int, feedback_log: Path | None) -> None:
+    def __init__(
+        self, model: ThreatDetector, *, model_ref: str, version: int, feedback_log: FeedbackLog | Path | None
+    ) -> None:
         model._check_fitted()
         self.model = model
         self.model_ref = model_ref
         self.version = version
-        self.feedback_log = FeedbackLog(feedback_log) if feedback_log is not None else None
+        self.feedback_log = feedback_log if not isinstance(feedback_log, Path) else FeedbackLog(feedback_log)
         self._words: dict[int, str] = {}
 
     def actions(self) -> list[Action[Any]]:
