@@ -41,8 +41,9 @@ def console_mount(args: argparse.Namespace, *, prefix: str = "", server: str = "
     key = prefix.replace("-", "_")
     runs = getattr(args, f"{key}runs")
     reports = getattr(args, f"{key}reports")
+    registry = registry_root(args)  # a folder, or a store URI (s3://...) kept as given
     options: dict[str, Any] = {
-        "registry": str(registry_root(args).resolve()),
+        "registry": registry if "://" in registry else str(Path(registry).expanduser().resolve()),
         "runs": str(runs.resolve()) if runs else None,
         "reports": str(reports.resolve()) if reports else None,
         "data_dir": str(data_dir(args).resolve()),

@@ -84,7 +84,7 @@ class _Fields:
         name = f"{self.where}.{key}" if self.where else key
         return DataFormatError(f"{name}: {message}", path=str(self.source))
 
-    def _get(self, key: str, kind: type[_T] | tuple[type, ...], what: str, default: object) -> Any:
+    def get(self, key: str, kind: type[_T] | tuple[type, ...], what: str, default: object) -> Any:
         self.used.add(key)
         if key not in self.table:
             if default is _REQUIRED:
@@ -97,22 +97,22 @@ class _Fields:
         return value
 
     def text(self, key: str, default: object = None) -> Any:
-        return self._get(key, str, "a string", _REQUIRED if default is None else default)
+        return self.get(key, str, "a string", _REQUIRED if default is None else default)
 
     def opt_text(self, key: str) -> str | None:
-        return cast("str | None", self._get(key, str, "a string", None))
+        return cast("str | None", self.get(key, str, "a string", None))
 
     def whole(self, key: str, *, required: bool = True, minimum: int = 0) -> Any:
-        value = self._get(key, int, "a whole number", _REQUIRED if required else None)
+        value = self.get(key, int, "a whole number", _REQUIRED if required else None)
         if value is not None and value < minimum:
             raise self.error(key, f"expected a whole number >= {minimum}, got {value}")
         return value
 
     def flag(self, key: str, default: bool) -> bool:
-        return cast(bool, self._get(key, bool, "true or false", default))
+        return cast(bool, self.get(key, bool, "true or false", default))
 
     def texts(self, key: str, *, required: bool = False) -> tuple[str, ...]:
-        value = self._get(key, list, "a list of strings", _REQUIRED if required else [])
+        value = self.get(key, list, "a list of strings", _REQUIRED if required else [])
         bad = [v for v in value if not isinstance(v, str)]
         if bad:
             raise self.error(key, f"expected a list of strings, found {_type(bad[0])} {bad[0]!r}")
@@ -161,7 +161,7 @@ def _reader(f: _Fields) -> TableReader:
             pairs = tuple((name, types.text(name)) for name in types.table)
             types.done()
         columns = f.texts("columns") if "columns" in f.table else None
-        quoted = f._get("quoted", bool, "true or false", None)
+        quoted = f.get("quoted", bool, "true or false", None)
         reader: TableReader = Delimited(
             sep=f.text("sep", ","),
             header=f.flag("header", True),
@@ -222,7 +222,7 @@ def _pair(f: _Fields, key: str) -> tuple[str, str]:
 
 
 def _images(f: _Fields) -> ImageSplits:
-    shape = f._get("shape", list, "[rows, columns]", _REQUIRED)
+    shape = f.get("shape", list, "[rows, columns]", _REQUIRED)
     if len(shape) != 2 or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in shape):
         raise f.error("shape", f"expected two positive whole numbers [rows, columns], got {shape!r}")
     splits = ImageSplits(
@@ -291,7 +291,7 @@ def load_entry(path: Path) -> Dataset:
             )
             d.done()
         table.done()
-    entries = top._get("files", list, "an array of [[files]] tables", _REQUIRED)
+    entries = top.get("files", list, "an array of [[files]] tables", _REQUIRED)
     data_files = tuple(_file(_Fields(e, f"files[{i}]", path), downloads) for i, e in enumerate(entries))
     paths = {f.path for f in data_files}
     if len(paths) != len(data_files):
