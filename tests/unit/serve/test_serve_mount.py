@@ -92,13 +92,13 @@ def test_the_mounts_paths_are_in_the_openapi_document() -> None:
 
 
 def test_the_config_carries_mounts_to_the_workers(tmp_path: Any) -> None:
-    config = ServeConfig(registry=tmp_path, models=(), mounts=((f"{__name__}:make", '{"a": 1}'),))
+    config = ServeConfig(registry=str(tmp_path), models=(), mounts=((f"{__name__}:make", '{"a": 1}'),))
     again = ServeConfig.from_json(config.to_json())
     assert again.mounts == config.mounts
     mount = build_mount(*again.mounts[0])
     assert isinstance(mount, EchoMount)
     assert mount.options == {"a": 1}
     with pytest.raises(ValidationError, match="at least one model"):
-        ServeConfig(registry=tmp_path, models=())
+        ServeConfig(registry=str(tmp_path), models=())
     with pytest.raises(ConfigError, match="module:attribute"):
         build_mount("no-colon")
