@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from mlscale.apps.recommend.itemitem import ITEM_ITEM_KINDS, item_item_class
 from mlscale.apps.recommend.model import ImplicitRecommender
 from mlscale.errors import ArtifactError
 from mlscale.registry import LoadedModel, Manifest, Store
@@ -78,7 +79,12 @@ def from_artifact(loaded: LoadedModel) -> ImplicitRecommender:
         raise ArtifactError(f"{manifest.ref}: the artifact lacks arrays {missing}")
     a = loaded.arrays
     try:
-        model = ImplicitRecommender(**manifest.params)
+        kind = manifest.params.get("model")
+        model = (
+            item_item_class(kind)(**manifest.params)
+            if kind in ITEM_ITEM_KINDS
+            else ImplicitRecommender(**manifest.params)
+        )
         seen = sp.csr_matrix(
             (a["seen_data"], a["seen_indices"], a["seen_indptr"]),
             shape=(a["user_ids"].size, a["item_ids"].size),

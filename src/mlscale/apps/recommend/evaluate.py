@@ -248,7 +248,8 @@ def evaluate_recommender(
     model.fit(s.train)
     k = min(k, s.train.shape[1])
     recs = model.recommend(s.train.user_ids[s.rows], k=k)
-    rec_idx = np.where(recs.valid, model.item_index(recs.items.ravel()).reshape(recs.items.shape), -1)
+    # Columns of the split's matrix, not the model's: a model may keep only part of the catalogue (EASE).
+    rec_idx = np.where(recs.valid, s.train.item_index(recs.items.ravel()).reshape(recs.items.shape), -1)
     pop_idx = popularity_topk(s.train.csr, s.rows, k)
     n_items = s.train.shape[1]
     return EvaluationReport(
