@@ -44,6 +44,8 @@ __all__ = [
     "evaluate_recommender",
     "popularity_topk",
     "ranking_metrics",
+    "report_on_split",
+    "split_from_tables",
     "split_interactions",
 ]
 
@@ -117,6 +119,11 @@ def make_split(
 ) -> Split:
     """Split and build the training matrix and held-out item lists in its index space."""
     train_t, test_t = split_interactions(table, method, n_test=n_test, test_fraction=test_fraction, seed=seed)
+    return split_from_tables(train_t, test_t, method)
+
+
+def split_from_tables(train_t: pa.Table, test_t: pa.Table, method: str) -> Split:
+    """A :class:`Split` from given train and test tables (e.g. MovieLens' official folds)."""
     train = ingest_matrix(train_t.to_batches(max_chunksize=1 << 20))
     rows = train.user_index(test_t.column("user").to_numpy(zero_copy_only=False))
     cols = train.item_index(test_t.column("item").to_numpy(zero_copy_only=False))
@@ -246,6 +253,12 @@ def evaluate_recommender(
         raise ValidationError(f"expected k >= 1, got {k}", field="k")
     s = make_split(table, split, n_test=n_test, test_fraction=test_fraction, seed=seed)
     model.fit(s.train)
+    label = s.method if s.method == "random" else f"time (last {n_test} per user)"
+    return report_on_split(s, model, k=k, label=label)
+
+
+def report_on_split(s: Split, model: ImplicitRecommender, *, k: int = 10, label: str | None = None) -> EvaluationReport:
+    """Measure a model fitted on ``s.train`` against popularity on the split's held-out items."""
     k = min(k, s.train.shape[1])
     recs = model.recommend(s.train.user_ids[s.rows], k=k)
     # Columns of the split's matrix, not the model's: a model may keep only part of the catalogue (EASE).
@@ -254,7 +267,7 @@ def evaluate_recommender(
     n_items = s.train.shape[1]
     return EvaluationReport(
         k=k,
-        split=s.method if s.method == "random" else f"time (last {n_test} per user)",
+        split=label or s.method,
         users=int(s.rows.size),
         train_interactions=s.train.nnz,
         held_out=s.held_out,

@@ -332,16 +332,20 @@ class KnnRecommender(ItemItemRecommender):
         from implicit import nearest_neighbours as nn
 
         k = min(self.neighbours, matrix.shape[1])
-        knn: Any
+        by_item = binary_rows(matrix.csr).T.tocsr()
+        # The weightings of implicit's Cosine / TFIDF / BM25 recommenders, applied here so that the
+        # neighbour search gets CSR (those classes hand it COO, which implicit warns about).
+        weighted: Any
         if self.similarity == "cosine":
-            knn = nn.CosineRecommender(K=k, num_threads=self.threads)
+            weighted = nn.normalize(by_item)
         elif self.similarity == "bm25":
-            knn = nn.BM25Recommender(K=k, K1=self.bm25_k1, B=self.bm25_b, num_threads=self.threads)
+            weighted = nn.bm25_weight(by_item, self.bm25_k1, self.bm25_b)
         elif self.similarity == "tfidf":
-            knn = nn.TFIDFRecommender(K=k, num_threads=self.threads)
+            weighted = nn.normalize(nn.tfidf_weight(by_item))
         else:
-            knn = nn.ItemItemRecommender(K=k, num_threads=self.threads)
-        knn.fit(binary_rows(matrix.csr), show_progress=False)
+            weighted = by_item
+        knn = nn.ItemItemRecommender(K=k, num_threads=self.threads)
+        knn.fit(sp.csr_matrix(weighted.T, dtype=np.float64), show_progress=False)
         sim = sp.csr_matrix(knn.similarity, dtype=np.float32)
         sim.setdiag(0.0)
         # implicit scores a user as x_u @ S, so row j of W^T is column j of S.
