@@ -170,12 +170,18 @@ class ItemItemRecommender(ImplicitRecommender):
         _check_budget(kept.shape[1], self.memory_budget, self.model.upper() if self.model == "ease" else "item-kNN")
         with threadpool_limits(self.threads or None, "blas"):
             weights_t = self._item_weights(kept)
+        return self.set_fitted(kept, weights_t)
+
+    def set_fitted(self, matrix: InteractionMatrix, weights_t: npt.NDArray[np.float32]) -> Self:
+        """Take ``weights_t`` (``W`` transposed, items of ``matrix``) as the fitted state."""
+        if weights_t.shape != (matrix.shape[1], matrix.shape[1]):
+            raise ValidationError(f"expected {matrix.shape[1]} x {matrix.shape[1]} weights", field="weights")
         self._set_state(
-            user_factors=np.zeros((kept.shape[0], 0), np.float32),
+            user_factors=np.zeros((matrix.shape[0], 0), np.float32),
             item_factors=np.ascontiguousarray(weights_t, dtype=np.float32),
-            user_ids=np.asarray(kept.user_ids),
-            item_ids=np.asarray(kept.item_ids),
-            seen=kept.csr,
+            user_ids=np.asarray(matrix.user_ids),
+            item_ids=np.asarray(matrix.item_ids),
+            seen=matrix.csr,
             fold_in_weight=1.0,
         )
         return self
