@@ -43,7 +43,7 @@ from mlscale.apps.recommend.itemitem import (
     prune_items,
 )
 from mlscale.apps.recommend.model import ImplicitRecommender
-from mlscale.errors import DataError, MlscaleError, ValidationError
+from mlscale.errors import ConfigError, DataError, MlscaleError, ValidationError
 
 __all__ = [
     "FAMILIES",
@@ -234,9 +234,13 @@ def tune(
     ``trials`` and/or ``timeout`` (seconds) bound the search; ``storage`` (a
     file path) makes it resumable; ``split`` overrides the validation split.
     """
-    import optuna
-
     _check_budget(trials, timeout)
+    try:
+        import optuna
+    except ImportError:
+        raise ConfigError(
+            "tuning needs optuna", hint="install it with `pip install 'mlscale[tune]'`"
+        ) from None
     space = search_space(families)
     val = split if split is not None else validation_split(table, seed=seed)
     if val.rows.size == 0:
