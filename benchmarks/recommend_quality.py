@@ -93,8 +93,11 @@ def main(argv: list[str] | None = None) -> int:
                 **notes,
             }
             results.setdefault(label, {})[row] = entry
-            print(f"{label:24} {row:12} ndcg@10 {entry['ndcg']:.4f} ({entry['ratio']:.2f}x pop) "
-                  f"fit {sum(entry['fit_seconds']):.1f}s {notes}", flush=True)
+            print(
+                f"{label:24} {row:12} ndcg@10 {entry['ndcg']:.4f} ({entry['ratio']:.2f}x pop) "
+                f"fit {sum(entry['fit_seconds']):.1f}s {notes}",
+                flush=True,
+            )
             path.write_text(json.dumps(results, indent=2, default=str) + "\n")
     print(markdown(results))
     return 0
@@ -105,9 +108,7 @@ def markdown(results: dict[str, Any]) -> str:
     lines = ["| NDCG@10 (x popularity) | " + " | ".join(labels) + " |", "|---|" + "---:|" * len(labels)]
     first = results[labels[0]]
     any_row = next(iter(first.values()))
-    pop = " | ".join(
-        f"{next(iter(results[lab].values()))['popularity_ndcg']:.3f} (1.00)" for lab in labels
-    )
+    pop = " | ".join(f"{next(iter(results[lab].values()))['popularity_ndcg']:.3f} (1.00)" for lab in labels)
     del any_row
     lines.append(f"| popularity | {pop} |")
     for row in ROWS:

@@ -238,9 +238,7 @@ def tune(
     try:
         import optuna
     except ImportError:
-        raise ConfigError(
-            "tuning needs optuna", hint="install it with `pip install 'mlscale[tune]'`"
-        ) from None
+        raise ConfigError("tuning needs optuna", hint="install it with `pip install 'mlscale[tune]'`") from None
     space = search_space(families)
     val = split if split is not None else validation_split(table, seed=seed)
     if val.rows.size == 0:

@@ -83,7 +83,9 @@ def test_serving_matches_the_model(item_item: ItemItemRecommender) -> None:
 def test_fold_in_is_the_history_product(item_item: ItemItemRecommender) -> None:
     # A cold user holding a known user's exact history is scored exactly like that user.
     row = int(item_item.user_index([42])[0])
-    history = item_item.item_ids_[item_item.seen_.indices[item_item.seen_.indptr[row] : item_item.seen_.indptr[row + 1]]]
+    history = item_item.item_ids_[
+        item_item.seen_.indices[item_item.seen_.indptr[row] : item_item.seen_.indptr[row + 1]]
+    ]
     warm = item_item.recommend([42], k=10)
     cold = item_item.recommend([10**7], k=10, recent_items={10**7: history.tolist()})
     assert cold.strategy.tolist() == ["fold-in"]
