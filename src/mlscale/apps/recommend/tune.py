@@ -29,7 +29,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -107,16 +107,26 @@ def _has_time(table: pa.Table) -> bool:
     return bool(table.column("timestamp").null_count < table.num_rows)
 
 
-def validation_split(table: pa.Table, *, n_val: int | None = None, fraction: float = 0.2, seed: int = 0) -> Split:
-    """A validation split of a *training* table: each user's last ``n_val`` when timed, else random ``fraction``.
+def validation_split(
+    table: pa.Table,
+    *,
+    method: Literal["auto", "time", "random"] = "auto",
+    n_val: int | None = None,
+    fraction: float = 0.2,
+    seed: int = 0,
+) -> Split:
+    """A validation split of a *training* table: each user's last ``n_val`` (time), or a random ``fraction``.
 
-    ``n_val`` defaults to a fifth of the median user's interactions, between 1 and 10.
+    ``auto``: time when the table has timestamps, else random. ``n_val``
+    defaults to a fifth of the median user's interactions, between 1 and 10.
     An empty split (no user keeps a held-out item) is a ValidationError.
     """
     if table.num_rows == 0:
         raise ValidationError("no training interactions to carve a validation split from", field="data")
+    if method not in ("auto", "time", "random"):
+        raise ValidationError(f"expected 'auto', 'time' or 'random', got {method!r}", field="validation")
     try:
-        if _has_time(table):
+        if method == "time" or (method == "auto" and _has_time(table)):
             if n_val is None:
                 _, counts = np.unique(table.column("user").to_numpy(zero_copy_only=False), return_counts=True)
                 n_val = int(min(10, max(1, round(float(np.median(counts)) / 5))))
@@ -228,11 +238,13 @@ def tune(
     memory_budget: int = DEFAULT_ITEM_ITEM_BUDGET,
     progress: bool = False,
     split: Split | None = None,
+    validation: Literal["auto", "time", "random"] = "auto",
 ) -> TuneResult:
     """Search ``families`` for the best NDCG@``k`` on a validation split of ``table`` (training data only).
 
     ``trials`` and/or ``timeout`` (seconds) bound the search; ``storage`` (a
-    file path) makes it resumable; ``split`` overrides the validation split.
+    file path) makes it resumable; ``validation`` picks the split (see
+    :func:`validation_split`) and ``split`` replaces it.
     """
     _check_budget(trials, timeout)
     try:
@@ -240,7 +252,7 @@ def tune(
     except ImportError:
         raise ConfigError("tuning needs optuna", hint="install it with `pip install 'mlscale[tune]'`") from None
     space = search_space(families)
-    val = split if split is not None else validation_split(table, seed=seed)
+    val = split if split is not None else validation_split(table, method=validation, seed=seed)
     if val.rows.size == 0:
         raise ValidationError("the validation split holds no user with held-out items", field="validation")
     usable = list(families)
