@@ -65,7 +65,7 @@ def test_catalogue_too_large_for_ease_is_refused_naming_als(ml100k_matrix: Inter
 def test_serving_matches_the_model(item_item: ItemItemRecommender) -> None:
     predictor = RecommendPredictor(item_item, model_ref="recommend/x", version=1)
     predictor.warm()
-    users = [1, 2, 3, 500]
+    users: list[int | str] = [1, 2, 3, 500]
     out = predictor.recommend_batch([RecommendRequest(users=users, k=10), RecommendRequest(users=[7], k=5)])
     direct = item_item.recommend(users, k=10)
     first = out[0]
@@ -76,7 +76,8 @@ def test_serving_matches_the_model(item_item: ItemItemRecommender) -> None:
     assert one.results[0].items == item_item.recommend([7], k=5).items[0].tolist()
     similar = predictor.similar_batch([SimilarRequest(items=[STAR_WARS], k=5)])[0]
     assert not isinstance(similar, Exception)
-    assert STAR_WARS not in similar.results[0].items and len(similar.results[0].items) == 5
+    assert STAR_WARS not in similar.results[0].items
+    assert len(similar.results[0].items) == 5
     assert predictor.describe()["kind"] == item_item.model
 
 
@@ -107,7 +108,8 @@ def test_update_registry_and_precompute(item_item: ItemItemRecommender, tmp_path
         schema=interaction_schema(pa.int64()),
     )
     updated = update_model(item_item, new)
-    assert isinstance(updated, type(item_item)) and updated.n_users == item_item.n_users + 1
+    assert isinstance(updated, type(item_item))
+    assert updated.n_users == item_item.n_users + 1
     after = updated.recommend([5000], k=10)
     assert after.strategy.tolist() == ["model"]
     folded = item_item.recommend([5000], k=10, recent_items={5000: [STAR_WARS, EMPIRE]})
@@ -116,7 +118,8 @@ def test_update_registry_and_precompute(item_item: ItemItemRecommender, tmp_path
     store = open_store(tmp_path / "reg")
     manifest = publish_model(store, "ii", updated, metrics={}, engine="local", data_fingerprint="sha256:x")
     loaded = from_artifact(store.load(manifest.ref))
-    assert type(loaded) is type(item_item) and loaded.get_params() == updated.get_params()
+    assert type(loaded) is type(item_item)
+    assert loaded.get_params() == updated.get_params()
     assert loaded.recommend([1, 5000], k=10).items.tolist() == updated.recommend([1, 5000], k=10).items.tolist()
 
     out = tmp_path / "recs.parquet"

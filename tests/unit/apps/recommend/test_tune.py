@@ -22,7 +22,8 @@ def test_ndcg_matches_a_hand_computed_example() -> None:
     dcg = 1 / np.log2(3) + 1 / np.log2(4)
     m = ranking_metrics(np.array([[5, 1, 7]]), [np.array([1, 7, 9])], k=3, n_items=10)
     assert m["ndcg"] == pytest.approx(dcg / (1 + dcg))
-    assert m["precision"] == pytest.approx(2 / 3) and m["recall"] == pytest.approx(2 / 3)
+    assert m["precision"] == pytest.approx(2 / 3)
+    assert m["recall"] == pytest.approx(2 / 3)
 
 
 def test_validation_split_is_carved_from_training_only(ml100k_table: pa.Table) -> None:
@@ -37,15 +38,18 @@ def test_same_seed_same_choice(ml100k_table: pa.Table) -> None:
     assert (a.family, a.params, a.score) == (b.family, b.params, b.score)
     assert [t["params"] for t in a.trials] == [t["params"] for t in b.trials]
     d = a.as_dict()
-    assert d["search_space"].keys() == {"ease", "knn"} and len(d["curve"]) == 4
-    assert d["curve"] == sorted(d["curve"]) and d["curve"][-1] == a.score
+    assert d["search_space"].keys() == {"ease", "knn"}
+    assert len(d["curve"]) == 4
+    assert d["curve"] == sorted(d["curve"])
+    assert d["curve"][-1] == a.score
     assert "chosen:" in a.table()
 
 
 def test_resume_continues_the_stored_study(ml100k_table: pa.Table, tmp_path: Path) -> None:
     journal = tmp_path / "study.journal"
     first = tune(ml100k_table, families=("ease",), trials=2, seed=0, threads=1, storage=journal)
-    assert len(first.trials) == 2 and journal.is_file()
+    assert len(first.trials) == 2
+    assert journal.is_file()
     resumed = tune(ml100k_table, families=("ease",), trials=4, seed=0, threads=1, storage=journal)
     assert len(resumed.trials) == 4  # two more, not four
     assert [t["params"] for t in resumed.trials[:2]] == [t["params"] for t in first.trials]
@@ -96,6 +100,7 @@ def test_official_fold_holds_the_ease_bar(shared_data: Path) -> None:
         "movielens-100k", "u1", fit_params(EaseRecommender(l2=250.0, threads=1)), data_dir=shared_data
     )
     fold = report.folds[0]
-    assert fold.users == 459 and fold.train_interactions == 80_000
+    assert fold.users == 459
+    assert fold.train_interactions == 80_000
     assert report.mean() >= 0.97 * 0.565, report.table()
     assert report.mean() >= 1.68 * report.mean("ndcg", "popularity"), report.table()
