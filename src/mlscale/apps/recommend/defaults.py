@@ -29,9 +29,10 @@ import time
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
+import scipy.sparse as sp
 
-from mlscale.apps.recommend.evaluate import report_on_split
 from mlscale.apps.recommend.itemitem import (
     DEFAULT_ITEM_ITEM_BUDGET,
     EaseRecommender,
@@ -74,6 +75,32 @@ def top_items(matrix: InteractionMatrix, n: int) -> InteractionMatrix:
     )
 
 
+def _ndcg(
+    scores: npt.NDArray[np.float32],
+    seen: npt.NDArray[np.bool_],
+    columns: npt.NDArray[np.int64],
+    truth: sp.csr_matrix,
+    k: int,
+) -> float:
+    """Mean binary NDCG@k of dense scores (seen items masked) against held-out columns ``truth``.
+
+    The same metric as :func:`~mlscale.apps.recommend.evaluate.ranking_metrics`, vectorised for the
+    lambda search (which scores every validation user once per lambda).
+    """
+    scores[seen] = -np.inf
+    k = min(k, scores.shape[1])
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    at = np.arange(scores.shape[0])[:, None]
+    order = np.argsort(-scores[at, part], axis=1, kind="stable")
+    top = part[at, order]
+    valid = np.isfinite(scores[at, top])
+    hits = np.asarray(truth[np.repeat(np.arange(top.shape[0]), k), columns[top].ravel()]).reshape(top.shape) > 0
+    hits &= valid
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    ideal = np.cumsum(discounts)[np.minimum(np.diff(truth.indptr), k) - 1]
+    return float(np.mean((hits * discounts).sum(axis=1) / ideal))
+
+
 def search_ease_l2(
     table: pa.Table,
     *,
@@ -92,13 +119,22 @@ def search_ease_l2(
     gram = np.asarray((x.T @ x).toarray(), dtype=np.float32)
     tried: dict[float, float] = {}
 
+    queries = binary_rows(kept.csr, val.rows).toarray()
+    columns = val.train.item_index(np.asarray(kept.item_ids))
+    truth = sp.csr_matrix(
+        (
+            np.ones(sum(t.size for t in val.truth), np.float32),
+            np.concatenate(val.truth),
+            np.r_[0, np.cumsum([t.size for t in val.truth])],
+        ),
+        shape=(val.rows.size, val.train.shape[1]),
+    )
+
     def score(l2: float) -> float:
         if l2 not in tried:
-            model = EaseRecommender(l2=l2, min_item_count=min_item_count, threads=threads)
             with threadpool_limits(threads or None, "blas"):
                 weights = ease_from_gram(gram.copy(), l2)
-            model.set_fitted(kept, weights)
-            tried[l2] = float(report_on_split(val, model, k=k).model["ndcg"])
+                tried[l2] = _ndcg(queries @ weights.T, queries > 0, columns, truth, k)
         return tried[l2]
 
     def pick() -> float:
