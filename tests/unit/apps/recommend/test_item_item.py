@@ -8,11 +8,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from mlscale.apps.recommend import ImplicitRecommender, from_artifact, precompute, publish_model, update_model
 from mlscale.apps.recommend.itemitem import EaseRecommender, ItemItemRecommender, KnnRecommender, ease_from_gram
+from mlscale.apps.recommend.model import weight_matrix
 from mlscale.apps.recommend.predictor import RecommendPredictor, RecommendRequest, SimilarRequest
 from mlscale.data import InteractionMatrix, interaction_schema
 from mlscale.errors import ValidationError
@@ -29,14 +29,18 @@ def item_item(request: pytest.FixtureRequest, ml100k_matrix: InteractionMatrix) 
     return model.fit(ml100k_matrix)
 
 
-def test_als_confidence_is_one_plus_alpha_times_weight(ml100k_matrix: InteractionMatrix) -> None:
+@pytest.mark.parametrize("weighting", ["none", "bm25"])
+def test_als_confidence_is_one_plus_alpha_times_weight(ml100k_matrix: InteractionMatrix, weighting: str) -> None:
     # The documented C = 1 + alpha * w: the same as implicit fitted on that matrix with its alpha at 1.
+    # (implicit itself takes a stored value as the whole confidence; BM25 weights below 1 made observed
+    # entries weigh less than missing ones.)
     from implicit.cpu.als import AlternatingLeastSquares
 
-    ours = ImplicitRecommender(factors=8, alpha=3.0, iterations=3, weighting="none", threads=1, seed=0)
+    ours = ImplicitRecommender(factors=8, alpha=3.0, iterations=3, weighting=weighting, threads=1, seed=0)  # type: ignore[arg-type]
     ours.fit(ml100k_matrix)
-    conf = sp.csr_matrix(ml100k_matrix.csr, dtype=np.float32, copy=True)
+    conf = weight_matrix(ml100k_matrix.csr, weighting)
     conf.data = 1.0 + 3.0 * conf.data
+    assert conf.data.min() > 1.0
     with threadpool_limits(1, "blas"):
         ref = AlternatingLeastSquares(
             factors=8, regularization=1.0, alpha=1.0, iterations=3, num_threads=1, random_state=0
