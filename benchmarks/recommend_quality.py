@@ -72,8 +72,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--als-trials", type=int, default=10)
     p.add_argument("--ease-trials", type=int, default=6)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument(
+        "--time-default",
+        metavar="DATA",
+        default=None,
+        help="instead: time the default (search + fit) beside one ALS fit on DATA, wall and CPU seconds",
+    )
     args = p.parse_args(argv)
     data_dir = Path(os.environ.get("MLSCALE_DATA_DIR", "../shared/data"))
+    if args.time_default:
+        return time_default(args.time_default, data_dir, args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "recommend-quality.json"
     results: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
@@ -100,6 +108,24 @@ def main(argv: list[str] | None = None) -> int:
             )
             path.write_text(json.dumps(results, indent=2, default=str) + "\n")
     print(markdown(results))
+    return 0
+
+
+def time_default(data: str, data_dir: Path, threads: int) -> int:
+    """Wall and CPU seconds of ``auto_model`` (search + fit) and of one ALS fit, in one process."""
+    from mlscale.data import ingest_matrix, open_interactions
+
+    table = open_interactions(data, data_dir).read_all()
+    matrix = ingest_matrix(table.to_batches())
+    runs = {
+        "default (search + fit)": lambda: auto_model(table, matrix, threads=threads),
+        "one ALS fit (constructor defaults)": lambda: ImplicitRecommender(threads=threads).fit(matrix),
+    }
+    for name, run in runs.items():
+        wall, cpu = time.perf_counter(), time.process_time()
+        run()
+        load = Path("/proc/loadavg").read_text().split()[0]
+        print(f"{name:36} wall {time.perf_counter() - wall:6.1f}s  cpu {time.process_time() - cpu:6.1f}s  load {load}")
     return 0
 
 
