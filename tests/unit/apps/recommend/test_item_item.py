@@ -141,3 +141,13 @@ def test_bad_item_item_parameters_are_named(ml100k_matrix: InteractionMatrix) ->
     with pytest.raises(ValidationError) as err:
         KnnRecommender(similarity="jaccard").fit(ml100k_matrix)  # type: ignore[arg-type]
     assert err.value.field == "similarity"
+
+
+def test_spark_precompute_refuses_item_item_models(item_item: ItemItemRecommender, tmp_path: Path) -> None:
+    from mlscale.apps.recommend.train_spark import precompute_spark
+    from mlscale.engines.spark import SparkEngine
+
+    engine = SparkEngine(master="local[1]")  # never started: the model is refused first
+    with pytest.raises(ValidationError, match="--engine local") as err:
+        precompute_spark(engine, item_item, tmp_path / "out")
+    assert err.value.field == "engine"
