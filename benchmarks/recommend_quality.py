@@ -31,10 +31,10 @@ from typing import Any
 import pyarrow as pa
 
 from mlscale.apps.recommend.defaults import auto_model
+from mlscale.apps.recommend.matrix import InteractionMatrix
 from mlscale.apps.recommend.model import ImplicitRecommender
 from mlscale.apps.recommend.protocols import evaluate_protocol
 from mlscale.apps.recommend.tune import tune
-from mlscale.data import InteractionMatrix
 
 PROTOCOLS: list[tuple[str, str, str]] = [
     ("ML-100k u1", "movielens-100k", "u1"),
@@ -113,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def time_default(data: str, data_dir: Path, threads: int) -> int:
     """Wall and CPU seconds of ``auto_model`` (search + fit) and of one ALS fit, in one process."""
-    from mlscale.data import ingest_matrix, open_interactions
+    from mlscale.apps.recommend.ingest import ingest_matrix
+    from mlscale.data import open_interactions
 
     table = open_interactions(data, data_dir).read_all()
     matrix = ingest_matrix(table.to_batches())

@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Scale ML applications: data, train, registry, serve, loadtest.",
     )
     parser.add_argument("--version", action="version", version=f"mlscale {__version__}")
+    parser.set_defaults(cli_main=main)  # for commands that run other commands (demo) without importing this module
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in (data, models, verbs, serve, loadtest, demo):
         module.add_parser(sub)

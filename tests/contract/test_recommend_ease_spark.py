@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from mlscale.apps.recommend import train_spark
+from mlscale.apps.recommend.ingest import ingest_matrix
 from mlscale.apps.recommend.itemitem import EaseRecommender
 from mlscale.apps.recommend.spark_ease import fit_ease_spark
-from mlscale.data import ingest_matrix, open_interactions
+from mlscale.data import open_interactions
 from mlscale.engines.spark import SparkEngine
 
 # Spark on the shared 2-core machine takes minutes to start under load (measured: 198 s).

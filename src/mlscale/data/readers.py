@@ -1,9 +1,10 @@
 """Stream interaction logs (user, item, rating, timestamp) from text or Parquet files.
 
-The reader never holds a whole file: it cuts the (possibly gzip-compressed) text
-into blocks of whole lines, parses each block with Arrow's multi-threaded CSV
-parser and yields one :class:`pyarrow.RecordBatch` per block, always with the
-same schema:
+The reader never holds a whole file: it cuts the text (plain, gzip or a
+one-file zip, opened by :func:`mlscale.data.streams.open_binary`) into blocks
+of whole lines, parses each block with Arrow's multi-threaded CSV parser and
+yields one :class:`pyarrow.RecordBatch` per block, always with the same
+schema:
 
 ========== ====================== ==============================================
 column     type                   meaning
@@ -43,7 +44,7 @@ import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Literal, cast
+from typing import Literal
 
 import numpy as np
 import pyarrow as pa
@@ -51,6 +52,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from mlscale.data.streams import Compression, compression_of, consumed_bytes, open_binary
 from mlscale.errors import DataError, DataFormatError, ValidationError
 
 __all__ = [
@@ -124,7 +126,7 @@ class TextFormat:
     sep: str
     header: bool
     columns: tuple[str, ...]
-    compression: Literal["gzip"] | None = None
+    compression: Compression = None
     encoding: str = "utf-8"
 
 
@@ -148,20 +150,9 @@ class _Roles:
         return [n for n in (self.user, self.item, self.rating, self.timestamp) if n is not None]
 
 
-def _is_gzip(path: Path) -> bool:
-    with path.open("rb") as fh:
-        return fh.read(2) == b"\x1f\x8b"
-
-
-def _open_binary(path: Path, compression: str | None) -> IO[bytes]:
-    if compression == "gzip":
-        return cast(IO[bytes], gzip.open(path, "rb"))
-    return path.open("rb")
-
-
-def _read_head(path: Path, compression: str | None, nbytes: int = 64 << 10) -> bytes:
+def _read_head(path: Path, nbytes: int = 64 << 10) -> bytes:
     try:
-        with _open_binary(path, compression) as fh:
+        with open_binary(path) as fh:
             return fh.read(nbytes)
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise DataFormatError(f"corrupt or truncated gzip file ({exc})", path=str(path)) from None
@@ -194,8 +185,8 @@ def sniff_format(
     encoding: str = "utf-8",
 ) -> TextFormat:
     """Guess separator, header and compression of a delimited text file."""
-    compression: Literal["gzip"] | None = "gzip" if _is_gzip(path) else None
-    head = _read_head(path, compression)
+    compression = compression_of(path)
+    head = _read_head(path)
     text = head.decode(encoding, errors="replace")
     lines = [ln.rstrip("\r") for ln in text.split("\n")]
     if len(head) == 64 << 10 and len(lines) > 1:
@@ -365,7 +356,7 @@ class InteractionReader:
             return pa.int64()
         if id_type == "str":
             return pa.string()
-        head = _read_head(self.path, self.format.compression).decode(self.format.encoding, errors="replace")
+        head = _read_head(self.path).decode(self.format.encoding, errors="replace")
         lines = [ln for ln in head.split("\n") if ln.strip()]
         if self.format.header:
             lines = lines[1:]
@@ -387,9 +378,8 @@ class InteractionReader:
         first = True
         # Read in small pieces so a truncated gzip is reported near where it ends.
         piece = min(self.block_bytes, 64 << 10 if self.format.compression else 4 << 20)
-        raw = self.path.open("rb")
+        fh = open_binary(self.path)
         try:
-            fh = cast(IO[bytes], gzip.GzipFile(fileobj=raw)) if self.format.compression == "gzip" else raw
             eof = False
             while not eof:
                 parts = [carry]
@@ -411,7 +401,7 @@ class InteractionReader:
                         break
                     parts.append(chunk)
                     size += len(chunk)
-                self.bytes_read = raw.tell()
+                self.bytes_read = consumed_bytes(fh)
                 data = b"".join(parts)
                 if eof:
                     if data.strip():
@@ -426,7 +416,7 @@ class InteractionReader:
                 line += block.count(b"\n")
                 first = False
         finally:
-            raw.close()
+            fh.close()
 
     def _emit(self, block: bytes, line: int, first: bool) -> Iterator[tuple[int, bytes]]:
         if first and self.format.header:

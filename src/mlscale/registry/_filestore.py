@@ -32,6 +32,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import shutil
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
@@ -158,6 +159,19 @@ class FileStore(Store):
     def root(self) -> Path:
         """The registry folder."""
         return self._root
+
+    @property
+    def location(self) -> str:
+        return str(self._root)
+
+    def attachment(self, app: str, name: str, key: str, *, suffix: str = ".jsonl") -> Path:
+        # Hidden folders (``<root>/.<key>/<app>/<name><suffix>``): never mistaken for an app by list().
+        check_name(key, "attachment key")
+        if suffix and not re.fullmatch(r"\.[a-z0-9]{1,10}", suffix):
+            raise RegistryError(f"invalid attachment suffix {suffix!r}: expected a dot and letters/digits")
+        path = self._root / f".{key}" / check_name(app, "app name") / f"{check_name(name, 'model name')}{suffix}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
 
     def __repr__(self) -> str:
         return f"FileStore({str(self._root)!r})"
@@ -532,7 +546,11 @@ class FileStore(Store):
                 except (pa.ArrowException, OSError) as err:
                     raise ArtifactError(f"{path}: not a readable Parquet file ({err})") from None
         return LoadedModel(
-            manifest=manifest, path=vdir, arrays=MappingProxyType(arrays), tables=MappingProxyType(tables)
+            manifest=manifest,
+            path=vdir,
+            arrays=MappingProxyType(arrays),
+            tables=MappingProxyType(tables),
+            store=self,
         )
 
     @staticmethod

@@ -36,6 +36,9 @@ class ServeConfig:
     grace: float = 10.0
     backlog: int = 2048
     metrics_dir: Path | None = field(default=None)
+    #: ``"module:attribute"`` of the predictor factory the workers build served models with (injected by
+    #: the caller: the serve stage names no application).
+    predictor_factory: str = ""
 
     def __post_init__(self) -> None:
         checks: list[tuple[str, bool, str]] = [

@@ -27,22 +27,32 @@ from mlscale.serve._app import ServeMetrics, ServingApp
 from mlscale.serve._config import ServeConfig
 from mlscale.serve._http import Limits, Server, install_loop_policy
 from mlscale.serve._metrics import Metrics
-from mlscale.serve._models import BatchSettings, ModelSlot, Watcher, load_live
+from mlscale.serve._models import BatchSettings, ModelSlot, PredictorFactory, Watcher, load_live, resolve_factory
 
 __all__ = ["build_app", "main", "run_worker"]
 
 log = logging.getLogger("mlscale.serve")
 
 
-def build_app(config: ServeConfig, store: Store, metrics: Metrics, token: str | None) -> ServingApp:
-    """Load and warm every configured model; the routes that serve them."""
+def build_app(
+    config: ServeConfig,
+    store: Store,
+    metrics: Metrics,
+    token: str | None,
+    predictor_factory: PredictorFactory | None = None,
+) -> ServingApp:
+    """Load and warm every configured model; the routes that serve them.
+
+    ``predictor_factory`` builds each model's predictor (default: the config's ``"module:attribute"``).
+    """
+    factory = predictor_factory or resolve_factory(config.predictor_factory)
     serve_metrics = ServeMetrics(metrics)
     settings = BatchSettings(max_batch=config.max_batch, max_wait=config.batch_wait, max_queue=config.max_queue)
     slots = {}
     for name, ref_text in config.models:
         ref = ModelRef.parse(ref_text)
         exact = ref.with_selector(store.current_version(ref))
-        live = load_live(store, exact, verify=config.verify)
+        live = load_live(store, exact, predictor_factory=factory, verify=config.verify)
         slots[name] = ModelSlot(name, ref, live, settings, serve_metrics.stats)
     return ServingApp(slots, metrics=serve_metrics, token=token, timeout=config.timeout)
 
@@ -62,6 +72,7 @@ async def _serve(config: ServeConfig, app: ServingApp, sock: socket.socket, stat
         store,
         list(app.slots.values()),
         loop,
+        predictor_factory=resolve_factory(config.predictor_factory),
         interval=config.poll_interval,
         verify=config.verify,
         on_swap=app.on_swap,

@@ -41,9 +41,9 @@ from mlscale.apps.recommend.itemitem import (
     item_item_bytes,
     prune_items,
 )
+from mlscale.apps.recommend.matrix import InteractionMatrix
 from mlscale.apps.recommend.model import ImplicitRecommender
 from mlscale.apps.recommend.tune import validation_split
-from mlscale.data import InteractionMatrix
 
 __all__ = ["FALLBACK_ALS", "SEARCH_ITEMS", "TOLERANCE", "auto_model", "search_ease_l2", "top_items"]
 

@@ -23,7 +23,7 @@ matrix of that size for the inverse, so a catalogue whose
 (whose memory grows with ``n_items * factors``) as the model that fits.
 
 >>> import numpy as np
->>> from mlscale.data import InteractionMatrix
+>>> from mlscale.apps.recommend.matrix import InteractionMatrix
 >>> rng = np.random.default_rng(0)
 >>> users = rng.integers(0, 50, 2000); items = (users % 5) * 10 + rng.integers(0, 10, 2000)
 >>> model = EaseRecommender(l2=10.0, threads=1).fit(InteractionMatrix.from_arrays(users, items))
@@ -43,8 +43,8 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
+from mlscale.apps.recommend.matrix import InteractionMatrix
 from mlscale.apps.recommend.model import ImplicitRecommender, Recommendations
-from mlscale.data import InteractionMatrix
 from mlscale.errors import ValidationError
 
 __all__ = [

@@ -16,7 +16,7 @@ them); the rare requests it does not cover (``recent_items``, unknown users)
 go through :meth:`ImplicitRecommender.recommend` itself.
 
 >>> import numpy as np
->>> from mlscale.data import InteractionMatrix
+>>> from mlscale.apps.recommend.matrix import InteractionMatrix
 >>> rng = np.random.default_rng(0)
 >>> users = rng.integers(0, 50, 2000); items = (users % 5) * 10 + rng.integers(0, 10, 2000)
 >>> matrix = InteractionMatrix.from_arrays(users, items)
@@ -551,7 +551,7 @@ class RecommendPredictor(Predictor):
         return SimilarRequest(items=[item], k=_query_k(query) if query else 10)
 
     def similar_batch(self, requests: Sequence[SimilarRequest]) -> list[SimilarResponse | MlscaleError]:
-        """Answer a micro-batch of ``similar`` requests, one call per distinct k."""
+        """Answer a micro-batch of ``similar`` requests: one ``similar_items`` call per request (not merged)."""
         out: list[SimilarResponse | MlscaleError] = []
         for req in requests:
             try:

@@ -36,8 +36,9 @@ from typing import Any, Literal
 import pyarrow as pa
 
 from mlscale.apps.recommend.evaluate import EvaluationReport, report_on_split, split_from_tables, split_interactions
+from mlscale.apps.recommend.matrix import InteractionMatrix
 from mlscale.apps.recommend.model import ImplicitRecommender
-from mlscale.data import InteractionMatrix, InteractionReader, open_interactions
+from mlscale.data import InteractionReader, open_interactions
 from mlscale.errors import DataError, ValidationError
 
 __all__ = [

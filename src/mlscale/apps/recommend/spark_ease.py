@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from mlscale.apps.recommend.itemitem import EaseRecommender, _check_budget, ease_from_gram, prune_items
+from mlscale.apps.recommend.matrix import InteractionMatrix
 from mlscale.apps.recommend.train_spark import SparkData
-from mlscale.data import InteractionMatrix
 from mlscale.engines.spark import SparkEngine, spark_errors
 from mlscale.errors import DataError, ValidationError
 

@@ -1,46 +1,68 @@
-"""Threat detection as an mlscale application: train, evaluate, and ``mlscale threat ingest|score|feedback|synth``."""
+"""Threat detection as an mlscale application: what it declares, its local trainer, ``mlscale threat ...``.
+
+The generic verbs (``train``, ``evaluate``) are the command line's; this
+module says what the threat app brings to them (params, a trainer per engine,
+the codec, predictor and scenario) and adds ``mlscale threat
+ingest|score|feedback|synth``. Spark's trainer is in
+:mod:`~mlscale.apps.threat.train_spark`.
+"""
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import pyarrow as pa
 
-from mlscale._cli import _common
-from mlscale.apps.base import Application
-from mlscale.apps.threat._artifact import APP, from_artifact, publish_model
+from mlscale.apps.args import add_data_dir_arg, add_registry_arg, data_dir, registry_root
+from mlscale.apps.base import Application, Codec, Job, TrainResult, params_to_dict
+from mlscale.apps.threat._artifact import APP, CODEC, from_artifact
 from mlscale.apps.threat.evaluate import DEFAULT_FRACTIONS, METHODS, evaluate_threat
 from mlscale.apps.threat.feedback import (
     DEFAULT_DUP_FACTOR,
+    PATTERN_FIELDS,
     SEVERITIES,
     FeedbackLog,
     Verdict,
-    default_log_path,
     events_table,
     pattern_weights,
 )
-from mlscale.apps.threat.ingest import DEFAULT_BATCH_ROWS, ingest, iter_records, list_sources
-from mlscale.apps.threat.model import SCORERS, ThreatDetector
+from mlscale.apps.threat.ingest import DEFAULT_BATCH_ROWS, SourceFile, ingest, iter_records, list_sources
+from mlscale.apps.threat.model import ThreatDetector
+from mlscale.apps.threat.params import LdaParams
 from mlscale.apps.threat.rank import ip_summary, rank_records, write_table
-from mlscale.apps.threat.words import SCHEMES
-from mlscale.engines import ENGINES, get_engine
-from mlscale.errors import DataError, DatasetNotFoundError, ValidationError
-from mlscale.registry import LoadedModel, ModelRef, Store, open_store
+from mlscale.engines import Engine
+from mlscale.errors import ConfigError, DataError, DatasetNotFoundError, ValidationError
+from mlscale.registry import LoadedModel, Store, open_store
 
 if TYPE_CHECKING:
     from mlscale.loadtest.scenario import Scenario
     from mlscale.serve.predictor import Predictor
 
-__all__ = ["ThreatApp", "resolve_data"]
+__all__ = [
+    "FEEDBACK",
+    "LOCAL_EVALUATOR",
+    "LOCAL_TRAINER",
+    "ThreatApp",
+    "TrainingData",
+    "feedback_log",
+    "prepare",
+    "resolve_data",
+]
 
 _DEFAULT_EVAL_DATA = "stratosphere-zeek-labeled"
-_DEFAULTS = ThreatDetector()
+#: The params ``evaluate threat`` takes (a method's own settings, such as Spot's words, win over others).
+_EVALUATE_FIELDS = ("topics", "passes", "prior_strength")
+_HERE = "mlscale.apps.threat"
+#: The attachment of ``threat/NAME`` that holds its analyst verdicts.
+FEEDBACK = "feedback"
 
 
 def resolve_data(spec: str, data_dir: Path) -> Path:
@@ -55,14 +77,6 @@ def resolve_data(spec: str, data_dir: Path) -> Path:
         f"{spec}: no such file or folder, and no data set of that name in {data_dir}",
         hint="pass a log file or folder, or fetch the data set with `mlscale data fetch NAME`",
     )
-
-
-def _model_ref(text: str) -> ModelRef:
-    """Accept ``NAME``, ``NAME@alias`` or ``threat/NAME[@sel]``."""
-    ref = ModelRef.parse(text if "/" in text else f"{APP}/{text}")
-    if ref.app != APP:
-        raise ValidationError(f"{text!r} is not a threat model (expected {APP}/NAME)", field="--model")
-    return ref
 
 
 def _positive_int(text: str) -> int:
@@ -87,72 +101,6 @@ def _rows(text: str) -> int:
     return value
 
 
-def _add_model_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("model")
-    g.add_argument("--words", choices=SCHEMES, default=_DEFAULTS.words, help="flow word scheme (default: mlscale)")
-    g.add_argument("--hour-bins", type=int, default=None, help="hour-of-day bins in flow words (spot: 24, mlscale: 1)")
-    g.add_argument("--topics", type=int, default=_DEFAULTS.topics, help="LDA topics (default: %(default)s)")
-    g.add_argument(
-        "--passes", type=int, default=_DEFAULTS.passes, help="passes over the documents (default: %(default)s)"
-    )
-    g.add_argument("--doc-topic-prior", type=float, default=None, help="LDA alpha (default: 1/topics)")
-    g.add_argument("--topic-word-prior", type=float, default=None, help="LDA eta (default: 1/topics)")
-    g.add_argument(
-        "--batch-size", type=int, default=_DEFAULTS.batch_size, help="documents per minibatch (local engine)"
-    )
-    g.add_argument("--scorer", choices=SCORERS, default=_DEFAULTS.scorer, help="flow score (default: mlscale)")
-    g.add_argument(
-        "--prior-strength",
-        type=float,
-        default=_DEFAULTS.prior_strength,
-        help="calibration pseudo-count of the mlscale scorer (default: %(default)s)",
-    )
-    g.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-
-
-def _params(args: argparse.Namespace, kind: str) -> ThreatDetector:
-    top: tuple[str, ...] = ()
-    if getattr(args, "top_domains", None):
-        path = Path(args.top_domains)
-        if not path.is_file():
-            raise DataError(f"{path}: no such file", hint="--top-domains takes a file with one domain a line")
-        top = tuple(t.split(",")[-1].strip() for t in path.read_text().splitlines() if t.strip())
-    return ThreatDetector(
-        kind=kind,  # type: ignore[arg-type]
-        words=args.words,
-        hour_bins=args.hour_bins,
-        topics=args.topics,
-        passes=args.passes,
-        doc_topic_prior=args.doc_topic_prior,
-        topic_word_prior=args.topic_word_prior,
-        batch_size=args.batch_size,
-        scorer=args.scorer,
-        prior_strength=args.prior_strength,
-        seed=args.seed,
-        top_domains=top,
-        user_domains=tuple(getattr(args, "user_domain", None) or ()),
-    )
-
-
-def _add_engine_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("engine")
-    g.add_argument("--engine", choices=ENGINES, default="local", help="where training runs (default: local)")
-    g.add_argument("--spark-master", default=None, help="Spark master URL (default: local[*])")
-    g.add_argument("--spark-conf", action="append", default=[], metavar="KEY=VALUE", help="Spark setting (repeatable)")
-
-
-def _engine_options(args: argparse.Namespace) -> dict[str, Any]:
-    if args.engine != "spark":
-        return {}
-    conf = {}
-    for item in args.spark_conf:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValidationError(f"expected KEY=VALUE, got {item!r}", field="--spark-conf")
-        conf[key] = value
-    return {"master": args.spark_master, "conf": conf}
-
-
 def _ranks(text: str) -> list[int]:
     """``1,3,5-7`` -> [1, 3, 5, 6, 7]."""
     out: list[int] = []
@@ -172,28 +120,185 @@ def _ranks(text: str) -> list[int]:
     return out
 
 
+def _domains(job: Job) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    top: tuple[str, ...] = ()
+    if job.option("top_domains"):
+        path = Path(job.option("top_domains"))
+        if not path.is_file():
+            raise DataError(f"{path}: no such file", hint="--top-domains takes a file with one domain a line")
+        top = tuple(t.split(",")[-1].strip() for t in path.read_text().splitlines() if t.strip())
+    return top, tuple(job.option("user_domain", ()) or ())
+
+
+def feedback_log(store: Store, name: str) -> FeedbackLog:
+    """The verdict log of ``threat/NAME``: an attachment of the model in its store."""
+    return FeedbackLog(store.attachment(APP, name, FEEDBACK))
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """What both engines' trainers need: the files, an unfitted detector, the feedback to re-inject."""
+
+    kind: str
+    sources: list[SourceFile]
+    detector: ThreatDetector
+    verdicts: list[Verdict]
+    events: pa.Table
+    reweight: Any
+    dup_factor: int
+    fingerprint: str
+
+    def result(self, detector: ThreatDetector, job: Job, took: float) -> TrainResult:
+        """The training result of ``detector`` fitted on this data in ``took`` seconds."""
+        return TrainResult(
+            detector,
+            {"train_seconds": round(took, 3)},
+            self.fingerprint,
+            extra={"data": job.data, "files": len(self.sources), "feedback_verdicts": len(self.verdicts)},
+            summary=f"trained on {len(self.sources)} {self.kind} file(s): {detector.n_ips:,} IPs, "
+            f"{detector.n_words:,} words, {detector.topics} topics in {took:.1f}s",
+        )
+
+
+def prepare(job: Job, params: LdaParams) -> TrainingData:
+    """Find the log files, build the detector, read the recorded verdicts (printing what is re-injected)."""
+    dup_factor = int(job.option("dup_factor", DEFAULT_DUP_FACTOR))
+    if dup_factor < 1:
+        raise ValidationError(f"expected >= 1, got {dup_factor}", field="--dup-factor")
+    data = resolve_data(job.data, job.data_dir)
+    kind = job.option("kind", "auto")
+    if kind == "auto":
+        kinds = {s.kind for s in list_sources(data)}
+        kind = "flows" if "flows" in kinds else "dns"
+    sources = list_sources(data, kind)
+    top, user = _domains(job)
+    detector = ThreatDetector(kind=kind, top_domains=top, user_domains=user, **params_to_dict(params))
+    verdicts: list[Verdict] = []
+    given: Path | None = job.option("feedback")
+    if job.store is None:  # pragma: no cover - the train verb always gives one
+        raise ConfigError("training a threat model needs a registry")
+    log = FeedbackLog(given) if given is not None else feedback_log(job.store, job.name)
+    if not job.option("no_feedback"):
+        verdicts = log.read()
+        if verdicts and kind == "dns":
+            raise ValidationError("analyst feedback applies to flow models only", field="--feedback")
+    events = events_table(verdicts)
+    reweight = pattern_weights(verdicts, dup_factor)
+    n_patterns = sum(1 for v in verdicts if v.kind == "pattern" and v.severity == 3)
+    if events.num_rows or n_patterns:
+        print(
+            f"feedback: re-injecting {events.num_rows} low-risk event(s) and the flows of {n_patterns} "
+            f"low-risk pattern(s) x{dup_factor} ({log.path})"
+        )
+    fingerprint = hashlib.sha256()
+    for src in sources:
+        stat = src.path.stat()
+        fingerprint.update(f"{src.path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+    fingerprint.update(f"feedback:{len(verdicts)}".encode())
+    return TrainingData(
+        kind, sources, detector, verdicts, events, reweight, dup_factor, "sha256:" + fingerprint.hexdigest()
+    )
+
+
+class LocalTrainer:
+    """Words and online LDA in this process, streaming the logs."""
+
+    param_defaults: Mapping[str, Any] = {}
+
+    def fit(self, engine: Engine, job: Job, params: LdaParams) -> TrainResult:
+        prep = prepare(job, params)
+        nfdump = job.option("nfdump", "nfdump")
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            for src in prep.sources:
+                yield from iter_records(src, nfdump=nfdump)
+
+        start = time.perf_counter()
+        detector = prep.detector
+        detector.fit(batches(), extra=[(prep.events, float(prep.dup_factor))], reweight=prep.reweight)
+        return prep.result(detector, job, time.perf_counter() - start)
+
+
+class LocalEvaluator:
+    """ROC-AUC and precision@N on labelled captures and seeded mixtures, beside Spot and IsolationForest."""
+
+    param_defaults: Mapping[str, Any] = {}
+
+    def evaluate(self, engine: Engine, job: Job, params: LdaParams) -> int:
+        specs = job.option("data") or [_DEFAULT_EVAL_DATA]
+        captures: dict[str, pa.Table] = {}
+        for spec in specs:
+            root = resolve_data(spec, job.data_dir)
+            for src in list_sources(root, "flows"):
+                table = pa.Table.from_batches(list(iter_records(src)))
+                if table.column("label").null_count == table.num_rows:
+                    print(f"skipped {src.path}: no labels")
+                    continue
+                name = str(src.path.relative_to(root)) if root.is_dir() else src.path.name
+                captures[name] = table
+        if not captures:
+            raise DataError("no labelled flow logs to evaluate on", hint="pass --data with labelled Zeek logs")
+        methods = [m.strip() for m in job.option("methods", "").split(",") if m.strip()]
+        per_capture = bool(job.option("per_capture"))
+        report = evaluate_threat(
+            captures,
+            fractions=tuple(job.option("fraction") or DEFAULT_FRACTIONS),
+            seeds=job.option("seeds", 3),
+            full=not job.option("no_capture"),
+            methods=methods,
+            params={k: v for k, v in params_to_dict(params).items() if k in _EVALUATE_FIELDS},
+            progress=(lambda line: print(line, file=sys.stderr)) if sys.stderr.isatty() else None,
+        )
+        print(report.markdown(per_capture=per_capture))
+        if per_capture:
+            print()
+            print(report.markdown())
+        out_json: Path | None = job.option("json")
+        if out_json is not None:
+            out_json.parent.mkdir(parents=True, exist_ok=True)
+            out_json.write_text(json.dumps(report.as_dict(), indent=2) + "\n")
+            print(f"report: {out_json}")
+        out_md: Path | None = job.option("markdown")
+        if out_md is not None:
+            out_md.parent.mkdir(parents=True, exist_ok=True)
+            out_md.write_text(report.markdown() + "\n\n" + report.markdown(per_capture=True) + "\n")
+            print(f"tables: {out_md}")
+        return 0
+
+
+LOCAL_TRAINER = LocalTrainer()
+LOCAL_EVALUATOR = LocalEvaluator()
+
+
 class ThreatApp(Application):
     """Apache Spot-style suspicious connects on flows and DNS."""
 
     name: ClassVar[str] = APP
     summary: ClassVar[str] = "suspicious connects in network flows and DNS (Apache Spot-style LDA)"
-    verbs: ClassVar[frozenset[str]] = frozenset({"train", "evaluate"})
+    params: ClassVar[Mapping[str, type[Any]]] = {"lda": LdaParams}
+    trainers: ClassVar[Mapping[str, str]] = {
+        "local": f"{_HERE}.app:LOCAL_TRAINER",
+        "spark": f"{_HERE}.train_spark:TRAINER",
+    }
+    evaluators: ClassVar[Mapping[str, str]] = {"local": f"{_HERE}.app:LOCAL_EVALUATOR"}
+    evaluate_param_fields: ClassVar[tuple[str, ...] | None] = _EVALUATE_FIELDS
+    requires: ClassVar[tuple[str, ...]] = ("sklearn",)
+    data_help: ClassVar[str] = "log file or folder (Zeek, nfdump, nfcapd, Argus, tshark, Parquet)"
 
-    # -- arguments ---------------------------------------------------------------------------
+    @property
+    def codec(self) -> Codec:
+        return CODEC
+
+    # -- the app's own flags of the generic verbs ----------------------------------------------------
 
     def add_arguments(self, verb: str, parser: argparse.ArgumentParser) -> None:
         if verb == "train":
-            parser.add_argument(
-                "--data", required=True, help="log file or folder (Zeek, nfdump, nfcapd, Argus, tshark, Parquet)"
-            )
-            parser.add_argument("--name", required=True, help="model name in the registry")
             parser.add_argument(
                 "--kind",
                 choices=("auto", "flows", "dns"),
                 default="auto",
                 help="model flows or DNS (default: flows when the data has any)",
             )
-            _add_model_args(parser)
             dns = parser.add_argument_group("DNS words")
             dns.add_argument("--top-domains", metavar="FILE", help="top domains, one a line (rank,domain ok)")
             dns.add_argument("--user-domain", action="append", metavar="DOMAIN", help="your own domain (repeatable)")
@@ -206,10 +311,7 @@ class ThreatApp(Application):
                 default=DEFAULT_DUP_FACTOR,
                 help="times a low-risk event is re-injected (default: %(default)s, as Spot)",
             )
-            _add_engine_args(parser)
             parser.add_argument("--nfdump", default="nfdump", help="the nfdump tool, for nfcapd files")
-            _common.add_data_dir_arg(parser)
-            _common.add_registry_arg(parser)
         elif verb == "evaluate":
             parser.add_argument(
                 "--data",
@@ -235,11 +337,6 @@ class ThreatApp(Application):
             parser.add_argument("--per-capture", action="store_true", help="print every capture's rows")
             parser.add_argument("--json", type=Path, metavar="FILE", help="write the report as JSON")
             parser.add_argument("--markdown", type=Path, metavar="FILE", help="write the tables as Markdown")
-            g = parser.add_argument_group("model")
-            g.add_argument("--topics", type=int, default=_DEFAULTS.topics, help="LDA topics (default: 20)")
-            g.add_argument("--passes", type=int, default=_DEFAULTS.passes, help="LDA passes (default: 10)")
-            g.add_argument("--prior-strength", type=float, default=_DEFAULTS.prior_strength, help="mlscale scorer's m")
-            _common.add_data_dir_arg(parser)
 
     def add_commands(self, sub: Any) -> None:
         p = sub.add_parser(
@@ -274,8 +371,8 @@ class ThreatApp(Application):
         sc.add_argument("--top", type=_positive_int, default=None, help="keep only the N most suspicious")
         sc.add_argument("--summary", type=Path, default=None, metavar="FILE", help="also write a per-IP summary")
         sc.add_argument("--nfdump", default="nfdump", help="the nfdump tool, for nfcapd files")
-        _common.add_data_dir_arg(sc)
-        _common.add_registry_arg(sc)
+        add_data_dir_arg(sc)
+        add_registry_arg(sc)
         sc.set_defaults(handler=self._score_cmd)
 
         fb = group.add_parser(
@@ -296,7 +393,7 @@ class ThreatApp(Application):
         fb.add_argument("--note", default="", help="free text kept with the verdict")
         fb.add_argument("--log", type=Path, default=None, help="verdict log file (default: in the registry)")
         fb.add_argument("--list", action="store_true", help="show the recorded verdicts instead")
-        _common.add_registry_arg(fb)
+        add_registry_arg(fb)
         fb.set_defaults(handler=self._feedback_cmd)
 
         sy = group.add_parser(
@@ -317,12 +414,13 @@ class ThreatApp(Application):
         """Serve a threat model (``mlscale serve``): score batches of flows, record feedback."""
         from mlscale.apps.threat.predictor import ThreatPredictor
 
-        root = model.path.parents[2] if len(model.path.parents) > 2 else model.path
+        if model.store is None:
+            raise ConfigError(f"{model.ref}: serving a threat model needs the store it came from (its verdict log)")
         return ThreatPredictor(
             from_artifact(model),
             model_ref=str(model.ref.model),
             version=model.manifest.version,
-            feedback_log=default_log_path(root, model.manifest.name),
+            feedback_log=model.store.attachment(APP, model.manifest.name, FEEDBACK),
         )
 
     def scenario(self, mix: dict[str, Any], *, data: str | None, data_dir: Path, model: str) -> Scenario:
@@ -333,129 +431,15 @@ class ThreatApp(Application):
             raise ValidationError("the threat scenario samples flows from data: pass --data", field="--data")
         return ThreatScenario(resolve_data(data, data_dir), model, mix)
 
-    # -- verbs -----------------------------------------------------------------------------------
+    def example_data(self, folder: Path) -> tuple[str, dict[str, Any]]:
+        """A few thousand synthetic flows with injected attacks, as flow-schema Parquet."""
+        import pyarrow.parquet as pq
 
-    def run(self, verb: str, args: argparse.Namespace) -> int:
-        return {"train": self._train, "evaluate": self._evaluate}[verb](args)
+        from mlscale.apps.threat.synthetic import generate_flows
 
-    def _store(self, args: argparse.Namespace) -> Store:
-        return open_store(_common.registry_root(args))
-
-    def _train(self, args: argparse.Namespace) -> int:
-        ModelRef.parse(f"{APP}/{args.name}")  # a bad name fails now, not after training
-        if args.dup_factor < 1:
-            raise ValidationError(f"expected >= 1, got {args.dup_factor}", field="--dup-factor")
-        data = resolve_data(args.data, _common.data_dir(args))
-        kind = args.kind
-        if kind == "auto":
-            kinds = {s.kind for s in list_sources(data)}
-            kind = "flows" if "flows" in kinds else "dns"
-        sources = list_sources(data, kind)
-        detector = _params(args, kind)
-        store = self._store(args)
-        verdicts: list[Verdict] = []
-        log_path = args.feedback or default_log_path(_common.registry_root(args), args.name)
-        if not args.no_feedback:
-            verdicts = FeedbackLog(log_path).read()
-            if verdicts and kind == "dns":
-                raise ValidationError("analyst feedback applies to flow models only", field="--feedback")
-        events = events_table(verdicts)
-        reweight = pattern_weights(verdicts, args.dup_factor)
-        n_patterns = sum(1 for v in verdicts if v.kind == "pattern" and v.severity == 3)
-        if events.num_rows or n_patterns:
-            print(
-                f"feedback: re-injecting {events.num_rows} low-risk event(s) and the flows of {n_patterns} "
-                f"low-risk pattern(s) x{args.dup_factor} ({log_path})"
-            )
-        fingerprint = hashlib.sha256()
-        for src in sources:
-            stat = src.path.stat()
-            fingerprint.update(f"{src.path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
-        fingerprint.update(f"feedback:{len(verdicts)}".encode())
-
-        def batches() -> Iterator[pa.RecordBatch]:
-            for src in sources:
-                yield from iter_records(src, nfdump=args.nfdump)
-
-        start = time.perf_counter()
-        with get_engine(args.engine, **_engine_options(args)) as engine:
-            if args.engine == "spark":
-                from mlscale.apps.threat.train_spark import fit_spark
-                from mlscale.engines.spark import SparkEngine
-
-                if not isinstance(engine, SparkEngine):  # pragma: no cover - get_engine's contract
-                    raise TypeError(engine)
-                detector = fit_spark(
-                    engine,
-                    sources,
-                    detector,
-                    events=events,
-                    dup_factor=args.dup_factor,
-                    reweight=reweight,
-                    nfdump=args.nfdump,
-                )
-            else:
-                detector.fit(batches(), extra=[(events, float(args.dup_factor))], reweight=reweight)
-            took = time.perf_counter() - start
-            manifest = publish_model(
-                store,
-                args.name,
-                detector,
-                metrics={"train_seconds": round(took, 3)},
-                engine=engine.name,
-                data_fingerprint="sha256:" + fingerprint.hexdigest(),
-                extra={
-                    "data": str(args.data),
-                    "files": len(sources),
-                    "feedback_verdicts": len(verdicts),
-                    "engine_info": engine.describe(),
-                },
-            )
-        print(
-            f"trained on {len(sources)} {kind} file(s): {detector.n_ips:,} IPs, {detector.n_words:,} words, "
-            f"{detector.topics} topics in {took:.1f}s; published {manifest.ref}"
-        )
-        return 0
-
-    def _evaluate(self, args: argparse.Namespace) -> int:
-        specs = args.data or [_DEFAULT_EVAL_DATA]
-        captures: dict[str, pa.Table] = {}
-        for spec in specs:
-            root = resolve_data(spec, _common.data_dir(args))
-            for src in list_sources(root, "flows"):
-                table = pa.Table.from_batches(list(iter_records(src)))
-                if table.column("label").null_count == table.num_rows:
-                    print(f"skipped {src.path}: no labels")
-                    continue
-                name = str(src.path.relative_to(root)) if root.is_dir() else src.path.name
-                captures[name] = table
-        if not captures:
-            raise DataError("no labelled flow logs to evaluate on", hint="pass --data with labelled Zeek logs")
-        methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-        report = evaluate_threat(
-            captures,
-            fractions=tuple(args.fraction or DEFAULT_FRACTIONS),
-            seeds=args.seeds,
-            full=not args.no_capture,
-            methods=methods,
-            params={"topics": args.topics, "passes": args.passes, "prior_strength": args.prior_strength},
-            progress=(lambda line: print(line, file=sys.stderr)) if sys.stderr.isatty() else None,
-        )
-        print(report.markdown(per_capture=args.per_capture))
-        if args.per_capture:
-            print()
-            print(report.markdown())
-        if args.json:
-            import json
-
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps(report.as_dict(), indent=2) + "\n")
-            print(f"report: {args.json}")
-        if args.markdown:
-            args.markdown.parent.mkdir(parents=True, exist_ok=True)
-            args.markdown.write_text(report.markdown() + "\n\n" + report.markdown(per_capture=True) + "\n")
-            print(f"tables: {args.markdown}")
-        return 0
+        path = folder / "flows.parquet"
+        pq.write_table(generate_flows(3000, hosts=20, days=1, seed=0), path)
+        return str(path), {"topics": "4", "passes": "2"}
 
     # -- own commands ------------------------------------------------------------------------------
 
@@ -466,10 +450,10 @@ class ThreatApp(Application):
         return 0
 
     def _score_cmd(self, args: argparse.Namespace) -> int:
-        store = self._store(args)
-        loaded = store.load(_model_ref(args.model))
+        store = open_store(registry_root(args))
+        loaded = store.load(self.model_ref(args.model))
         model = from_artifact(loaded)
-        data = resolve_data(args.data, _common.data_dir(args))
+        data = resolve_data(args.data, data_dir(args))
         sources = list_sources(data, model.kind)
         start = time.perf_counter()
         ranked = rank_records(
@@ -487,19 +471,15 @@ class ThreatApp(Application):
         return 0
 
     def _feedback_cmd(self, args: argparse.Namespace) -> int:
-        ref = _model_ref(args.model)
-        log = FeedbackLog(args.log or default_log_path(_common.registry_root(args), ref.name))
+        ref = self.model_ref(args.model)
+        log = FeedbackLog(args.log) if args.log else feedback_log(open_store(registry_root(args)), ref.name)
         if args.list:
             for v in log.read():
                 print(f"{v.recorded}  {v.severity} ({SEVERITIES[v.severity]})  {v.kind:7}  {dict(v.match)}  {v.note}")
             return 0
         if args.severity is None:
             raise ValidationError("expected 1 (high), 2 (medium) or 3 (low risk)", field="--severity")
-        pattern = {
-            key: getattr(args, key)
-            for key in ("src_ip", "dst_ip", "src_port", "dst_port", "proto")
-            if getattr(args, key) is not None
-        }
+        pattern = {key: getattr(args, key) for key in PATTERN_FIELDS if getattr(args, key) is not None}
         if args.scores is not None:
             if pattern:
                 raise ValidationError("give either --scores with --rank, or pattern fields, not both", field="--scores")
@@ -522,21 +502,18 @@ class ThreatApp(Application):
         return 0
 
     def _synth_cmd(self, args: argparse.Namespace) -> int:
-        from mlscale.apps.threat.ingest import _PartWriter
         from mlscale.apps.threat.schema import FLOW_SCHEMA
         from mlscale.apps.threat.synthetic import iter_flows
+        from mlscale.data.writers import PartWriter
 
         start = time.perf_counter()
-        writer = _PartWriter(Path(args.out) / "flows", FLOW_SCHEMA, 1 << 23)
         rows = 0
-        try:
+        with PartWriter(Path(args.out) / "flows", rows_per_file=1 << 23, schema=FLOW_SCHEMA, field="--out") as writer:
             for batch in iter_flows(
                 args.rows, hosts=args.hosts, days=args.days, attack_rate=args.attack_rate, seed=args.seed
             ):
                 writer.write(batch)
                 rows += batch.num_rows
-        finally:
-            writer.close()
         took = time.perf_counter() - start
         print(f"{rows:,} flows in {took:.1f}s ({rows / max(took, 1e-9):,.0f} flows/s) -> {args.out}/flows")
         return 0

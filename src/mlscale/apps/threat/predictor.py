@@ -38,7 +38,7 @@ import pyarrow.parquet as pq
 
 from mlscale.apps.threat.feedback import EVENT_FIELDS, FeedbackLog, Verdict
 from mlscale.apps.threat.model import ThreatDetector
-from mlscale.apps.threat.schema import DNS_SCHEMA, FLOW_SCHEMA
+from mlscale.apps.threat.schema import DNS_SCHEMA, FLOW_ENDPOINT, FLOW_SCHEMA, LABEL_FIELDS, flow_fields
 from mlscale.errors import ConfigError, DataError, MlscaleError, ValidationError
 from mlscale.serve.predictor import Action, Predictor
 
@@ -142,24 +142,9 @@ def _flows_table(flows: Sequence[Flow]) -> pa.Table:
         "flow_id": pa.array([f.flow_id for f in flows], pa.string()),
         "ts": pa.array([round(f.ts * 1e6) for f in flows], pa.int64()).cast(FLOW_SCHEMA.field("ts").type),
     }
-    for name in (
-        "src_ip",
-        "src_port",
-        "dst_ip",
-        "dst_port",
-        "proto",
-        "service",
-        "duration",
-        "src_bytes",
-        "dst_bytes",
-        "src_pkts",
-        "dst_pkts",
-        "state",
-        "label",
-        "detailed_label",
-    ):
+    for name in flow_fields(without=("line", "flow_id", "ts")):
         field = FLOW_SCHEMA.field(name)
-        if name in ("service", "label", "detailed_label"):
+        if name in ("service", *LABEL_FIELDS):
             cols[name] = pa.nulls(n, field.type)
         else:
             cols[name] = pa.array([getattr(f, name) for f in flows], field.type)
@@ -326,7 +311,7 @@ def events_from_scores(
 ) -> list[Verdict]:
     """Event verdicts for the rows of a scored list (``mlscale threat score`` output) with these ranks."""
     table = _read_any(Path(path))
-    missing = [c for c in ("rank", "src_ip", "dst_ip", "src_port", "dst_port", "proto") if c not in table.column_names]
+    missing = [c for c in ("rank", *FLOW_ENDPOINT) if c not in table.column_names]
     if missing:
         raise DataError(
             f"{path}: not a flow list from `mlscale threat score` (missing {', '.join(missing)})",

@@ -33,30 +33,15 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from mlscale.apps.threat.model import ThreatDetector
+from mlscale.apps.threat.schema import dns_fields, flow_fields
 from mlscale.errors import ValidationError
 
 __all__ = ["OUTPUT_SUFFIXES", "ip_summary", "rank_records", "score_table", "write_table"]
 
 OUTPUT_SUFFIXES = (".parquet", ".csv", ".json", ".jsonl")
-_FLOW_KEEP = (
-    "flow_id",
-    "line",
-    "ts",
-    "src_ip",
-    "src_port",
-    "dst_ip",
-    "dst_port",
-    "proto",
-    "duration",
-    "src_bytes",
-    "dst_bytes",
-    "src_pkts",
-    "dst_pkts",
-    "state",
-    "label",
-    "detailed_label",
-)
-_DNS_KEEP = ("flow_id", "line", "ts", "client_ip", "server_ip", "query", "qtype", "rcode", "label", "detailed_label")
+# What a scored row keeps of its record: the id and line first, then the schema's columns.
+_FLOW_KEEP = ("flow_id", "line", *flow_fields(without=("flow_id", "line", "service")))
+_DNS_KEEP = ("flow_id", "line", *dns_fields(without=("flow_id", "line", "frame_len")))
 
 
 def score_table(model: ThreatDetector, batch: pa.RecordBatch | pa.Table) -> pa.Table:

@@ -9,9 +9,9 @@ import pytest
 
 from mlscale.apps.recommend.defaults import auto_model
 from mlscale.apps.recommend.itemitem import EaseRecommender
+from mlscale.apps.recommend.matrix import InteractionMatrix
 from mlscale.apps.recommend.model import ImplicitRecommender
 from mlscale.apps.recommend.protocols import evaluate_protocol
-from mlscale.data import InteractionMatrix
 
 
 def _default(table: pa.Table, matrix: InteractionMatrix) -> ImplicitRecommender:

@@ -12,9 +12,10 @@ from threadpoolctl import threadpool_limits
 
 from mlscale.apps.recommend import ImplicitRecommender, from_artifact, precompute, publish_model, update_model
 from mlscale.apps.recommend.itemitem import EaseRecommender, ItemItemRecommender, KnnRecommender, ease_from_gram
+from mlscale.apps.recommend.matrix import InteractionMatrix
 from mlscale.apps.recommend.model import weight_matrix
 from mlscale.apps.recommend.predictor import RecommendPredictor, RecommendRequest, SimilarRequest
-from mlscale.data import InteractionMatrix, interaction_schema
+from mlscale.data import interaction_schema
 from mlscale.errors import ValidationError
 from mlscale.registry import open_store
 

@@ -25,10 +25,11 @@ import scipy.sparse as sp
 
 from mlscale.errors import DataFormatError
 
-__all__ = ["InteractionMatrix"]
+__all__ = ["InteractionMatrix", "lookup_ids"]
 
 
-def _lookup(ids: npt.NDArray[Any], sorter: npt.NDArray[np.intp], wanted: npt.ArrayLike) -> npt.NDArray[np.int64]:
+def lookup_ids(ids: npt.NDArray[Any], sorter: npt.NDArray[np.intp], wanted: npt.ArrayLike) -> npt.NDArray[np.int64]:
+    """Position in ``ids`` of each ``wanted`` id (``sorter``: ``ids``' argsort); -1 for an unknown id."""
     wanted_arr = np.asarray(wanted)
     if ids.size == 0:
         return np.full(wanted_arr.shape, -1, dtype=np.int64)
@@ -99,11 +100,11 @@ class InteractionMatrix:
 
     def user_index(self, ids: npt.ArrayLike) -> npt.NDArray[np.int64]:
         """Row of each user id; -1 for an id the matrix does not know."""
-        return _lookup(self.user_ids, self._sorter("user"), ids)
+        return lookup_ids(self.user_ids, self._sorter("user"), ids)
 
     def item_index(self, ids: npt.ArrayLike) -> npt.NDArray[np.int64]:
         """Column of each item id; -1 for an id the matrix does not know."""
-        return _lookup(self.item_ids, self._sorter("item"), ids)
+        return lookup_ids(self.item_ids, self._sorter("item"), ids)
 
     def fingerprint(self) -> str:
         """A content hash of the matrix and its ids, for the model manifest."""
