@@ -33,6 +33,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import scipy.sparse as sp
 
+from mlscale.apps.base import params_to_dict
 from mlscale.apps.recommend.itemitem import (
     DEFAULT_ITEM_ITEM_BUDGET,
     EaseRecommender,
@@ -43,6 +44,7 @@ from mlscale.apps.recommend.itemitem import (
 )
 from mlscale.apps.recommend.matrix import InteractionMatrix
 from mlscale.apps.recommend.model import ImplicitRecommender
+from mlscale.apps.recommend.params import AlsParams, EaseParams
 from mlscale.apps.recommend.tune import validation_split
 
 __all__ = ["FALLBACK_ALS", "SEARCH_ITEMS", "TOLERANCE", "auto_model", "search_ease_l2", "top_items"]
@@ -52,7 +54,8 @@ SEARCH_ITEMS = 2000
 #: Validation scores within this share of the best count as ties (broken toward more regularisation).
 TOLERANCE = 0.01
 
-#: ALS parameters when EASE does not fit: the constructor's (64 factors, BM25, alpha 1, C = 1 + alpha * w).
+#: ALS when EASE does not fit: :class:`~mlscale.apps.recommend.params.AlsParams`' defaults (64 factors,
+#: BM25, alpha 1, C = 1 + alpha * w).
 #: Chosen on random 20% validation splits of three protocols' training parts (NDCG@10, 2026-12-01):
 #: BM25 / alpha 1 scored 0.305 / 0.137 / 0.054 on ML-100k / Last.fm / Amazon MI; no weighting 0.321 / 0.118 /
 #: 0.052; alpha 10 without weighting 0.255 / 0.065 / 0.053. BM25 helps on Last.fm's play counts by more than
@@ -160,19 +163,23 @@ def auto_model(
     *,
     threads: int = 0,
     memory_budget: int = DEFAULT_ITEM_ITEM_BUDGET,
+    seed: int = 0,
 ) -> tuple[ImplicitRecommender, dict[str, Any]]:
     """The default model fitted on ``matrix`` (the matrix of ``table``), and how it was chosen (for the manifest)."""
     start = time.perf_counter()
-    n_kept = prune_items(matrix, 2).shape[1]
+    ease = EaseParams()
+    n_kept = prune_items(matrix, ease.min_item_count).shape[1]
     if item_item_bytes(n_kept) <= memory_budget:
-        l2, tried = search_ease_l2(table, threads=threads)
-        model: ImplicitRecommender = EaseRecommender(l2=l2, memory_budget=memory_budget, threads=threads)
+        l2, tried = search_ease_l2(table, threads=threads, min_item_count=ease.min_item_count, seed=seed)
+        model: ImplicitRecommender = EaseRecommender(
+            l2=l2, min_item_count=ease.min_item_count, memory_budget=memory_budget, threads=threads, seed=seed
+        )
         info: dict[str, Any] = {
             "rule": "EASE, lambda chosen on a random 20% validation split of the training data",
             "validation_curve": [{"l2": a, "ndcg@10": b} for a, b in tried],
         }
     else:
-        model = ImplicitRecommender(threads=threads, **FALLBACK_ALS)
+        model = ImplicitRecommender(**{**FALLBACK_ALS, **params_to_dict(AlsParams()), "seed": seed, "threads": threads})
         info = {
             "rule": f"ALS: EASE needs {item_item_bytes(n_kept) / 2**30:.1f} GiB for {n_kept:,} items, over the budget",
         }

@@ -23,7 +23,7 @@ also skips what the user has seen, is always computed beside the model.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -41,6 +41,7 @@ from mlscale.errors import DataError, ValidationError
 __all__ = [
     "EvaluationReport",
     "Split",
+    "evaluate_fit",
     "evaluate_recommender",
     "popularity_topk",
     "ranking_metrics",
@@ -249,10 +250,37 @@ def evaluate_recommender(
     seed: int = 0,
 ) -> EvaluationReport:
     """Fit ``model`` on a training split of ``table`` and measure it against popularity."""
+    return evaluate_fit(
+        table,
+        lambda _train, matrix: model.fit(matrix),
+        split=split,
+        k=k,
+        n_test=n_test,
+        test_fraction=test_fraction,
+        seed=seed,
+    )
+
+
+def evaluate_fit(
+    table: pa.Table,
+    fit: Callable[[pa.Table, InteractionMatrix], ImplicitRecommender],
+    *,
+    split: SplitMethod = "time",
+    k: int = 10,
+    n_test: int = 10,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+) -> EvaluationReport:
+    """:func:`evaluate_recommender` for a model made by ``fit(training table, its matrix)``.
+
+    ``fit`` sees the training part only, so a choice it makes (the default's
+    validation search) never sees a test row.
+    """
     if k < 1:
         raise ValidationError(f"expected k >= 1, got {k}", field="k")
-    s = make_split(table, split, n_test=n_test, test_fraction=test_fraction, seed=seed)
-    model.fit(s.train)
+    train_t, test_t = split_interactions(table, split, n_test=n_test, test_fraction=test_fraction, seed=seed)
+    s = split_from_tables(train_t, test_t, split)
+    model = fit(train_t, s.train)
     label = s.method if s.method == "random" else f"time (last {n_test} per user)"
     return report_on_split(s, model, k=k, label=label)
 

@@ -50,6 +50,7 @@ from mlscale.errors import ValidationError
 __all__ = [
     "DEFAULT_ITEM_ITEM_BUDGET",
     "ITEM_ITEM_KINDS",
+    "SIMILARITIES",
     "EaseRecommender",
     "ItemItemRecommender",
     "KnnRecommender",
@@ -64,6 +65,8 @@ __all__ = [
 DEFAULT_ITEM_ITEM_BUDGET = 2 << 30
 ITEM_ITEM_KINDS = ("ease", "knn")
 Similarity = Literal["cosine", "bm25", "tfidf", "itemitem"]
+#: The values of :data:`Similarity`.
+SIMILARITIES: tuple[str, ...] = ("cosine", "bm25", "tfidf", "itemitem")
 
 
 def item_item_bytes(n_items: int) -> int:

@@ -53,7 +53,11 @@ def fit_ease_spark(engine: SparkEngine, data: SparkData, model: EaseRecommender)
             "use ALS (--model als)",
             field="model",
         )
-    _check_budget(n, model.memory_budget, "EASE")
+    try:
+        _check_budget(n, model.memory_budget, "EASE")
+    except ValidationError:
+        pairs.unpersist()
+        raise
     spark = engine.session
     index = spark.createDataFrame([(v.item(), i) for i, v in enumerate(item_ids)], ["item", "iidx"])
     with spark_errors("computing the Gram matrix"):
