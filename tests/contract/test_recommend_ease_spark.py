@@ -42,7 +42,7 @@ def test_spark_ease_matches_local(spark_engine: SparkEngine, ml_slice: Path) -> 
         staged.close()
     table = open_interactions(str(ml_slice), ml_slice.parent).read_all()
     local = EaseRecommender(l2=300.0, threads=1).fit(ingest_matrix(table.to_batches()))
-    items, counts = np.unique(table.column("item").to_numpy(), return_counts=True)
+    _, counts = np.unique(table.column("item").to_numpy(), return_counts=True)
     assert spark_model.n_items == local.n_items == int((counts >= 2).sum()) > 250
     assert spark_model.n_users == local.n_users == 300
     users = [1, 2, 3, 100, 299]
