@@ -61,7 +61,7 @@ def _demo(args: argparse.Namespace) -> int:
             ["data", "ingest", "movielens-100k", "--out", str(work / "ml100k-csr"), "--quiet", *data],
         ),
         (
-            "train ALS and evaluate it against popularity (time split, last 10 per user)",
+            "train the default model (EASE or ALS, chosen on a validation split) and evaluate it against popularity",
             [
                 "train",
                 "recommend",
