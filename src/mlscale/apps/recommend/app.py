@@ -32,8 +32,8 @@ from mlscale.apps.recommend.model import ImplicitRecommender, Recommendations
 from mlscale.apps.recommend.params import FAMILIES
 from mlscale.apps.recommend.protocols import FitFn, ProtocolReport, evaluate_protocol
 from mlscale.apps.recommend.reader_args import add_reader_args, stream_options
+from mlscale.apps.recommend.tune import DEFAULT_FAMILIES, TuneResult, tune
 from mlscale.apps.recommend.tune import FAMILIES as TUNE_FAMILIES
-from mlscale.apps.recommend.tune import TuneResult, tune
 from mlscale.data.ingest import DEFAULT_MEMORY_BUDGET, parse_size
 from mlscale.data.sources import InteractionStream, open_interactions
 from mlscale.engines import Engine
@@ -85,8 +85,8 @@ def _families(job: Job, family: str | None = None) -> tuple[str, ...]:
     text = job.option("families")
     if text:
         return tuple(t for t in (s.strip() for s in str(text).split(",")) if t)
-    # `train --tune --model als`: search ALS only; no --model (or auto): EASE, ALS and kNN.
-    return (family,) if family and family != "auto" and job.option("model_family") else ("ease", "als", "knn")
+    # `train --tune --model als` (model_family: the --model flag's dest): search ALS only; else the default families.
+    return (family,) if family and family != "auto" and job.option("model_family") else DEFAULT_FAMILIES
 
 
 def search(
@@ -339,7 +339,8 @@ class RecommendApp(Application):
             parser.add_argument(
                 "--families",
                 default=None,
-                help=f"comma-separated families to search among {', '.join(TUNE_FAMILIES)} (default: ease,als,knn)",
+                help=f"comma-separated families to search among {', '.join(TUNE_FAMILIES)} "
+                f"(default: {','.join(DEFAULT_FAMILIES)})",
             )
             parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="write the trials as JSON")
             parser.add_argument("--quiet", action="store_true", help="no progress bar")

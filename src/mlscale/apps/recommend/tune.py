@@ -46,6 +46,7 @@ from mlscale.apps.recommend.model import ImplicitRecommender
 from mlscale.errors import ConfigError, DataError, MlscaleError, ValidationError
 
 __all__ = [
+    "DEFAULT_FAMILIES",
     "FAMILIES",
     "SEARCH_SPACE",
     "TuneResult",
@@ -56,6 +57,8 @@ __all__ = [
 ]
 
 FAMILIES = ("ease", "als", "bpr", "knn")
+#: What a search covers unless told otherwise (BPR is searched only when asked: it was not measured here).
+DEFAULT_FAMILIES = ("ease", "als", "knn")
 
 #: Per family, each parameter's distribution: ``log`` floats/ints in [low, high] or a ``choices`` list.
 SEARCH_SPACE: dict[str, dict[str, dict[str, Any]]] = {
@@ -227,7 +230,7 @@ def _check_budget(trials: int | None, timeout: float | None) -> None:
 def tune(
     table: pa.Table,
     *,
-    families: Sequence[str] = ("ease", "als", "knn"),
+    families: Sequence[str] = DEFAULT_FAMILIES,
     trials: int | None = 20,
     timeout: float | None = None,
     seed: int = 0,
