@@ -63,7 +63,7 @@ def _demo(args: argparse.Namespace) -> int:
         (
             "train ALS and evaluate it against popularity (time split, last 10 per user)",
             # ALS outright: the load-test step's SLO (p99 <= 50 ms on a small machine) is a factor model's; the
-            # no-flag default (EASE here) scores a user against the whole item-item matrix, ~15x the work.
+            # no-flag default (EASE here) scores a user against the whole item-item matrix, ~17x the time.
             [
                 "train",
                 "recommend",
