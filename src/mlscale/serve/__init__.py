@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 from mlscale.config import load_settings
 from mlscale.errors import ConfigError
@@ -116,9 +115,9 @@ def create_app(
     """
     from mlscale.serve._worker import build_app  # not at import: the worker module is also run as __main__
 
-    store = store if isinstance(store, Store) else open_store(Path(store))
+    store = store if isinstance(store, Store) else open_store(store)
     config = ServeConfig(
-        registry=Path(store.location),
+        registry=store.location,
         models=resolve_models(store, refs),
         timeout=timeout,
         max_batch=max_batch,

@@ -18,6 +18,17 @@ from mlscale.registry import LoadedModel, Manifest, Store
 __all__ = ["APP", "CODEC", "RecommendCodec", "from_artifact", "publish_model"]
 
 APP = "recommend"
+# numpy dtype kinds each array may have: f float, i/u integer, U/S text.
+_KINDS = {
+    "user_factors": "f",
+    "item_factors": "f",
+    "user_ids": "iuUS",
+    "item_ids": "iuUS",
+    "seen_data": "f",
+    "seen_indices": "iu",
+    "seen_indptr": "iu",
+    "item_popularity": "fiu",
+}
 _ARRAYS = (
     "user_factors",
     "item_factors",
@@ -86,12 +97,23 @@ def from_artifact(loaded: LoadedModel) -> ImplicitRecommender:
         raise ArtifactError(f"{manifest.ref}: the artifact lacks arrays {missing}")
     a = loaded.arrays
     try:
+        # A re-signed artifact can hold any dtype: check them here, not as a traceback in a request.
+        for key, kinds in _KINDS.items():
+            if a[key].dtype.kind not in kinds:
+                raise ValueError(f"{key} has dtype {a[key].dtype}, expected one of kinds {kinds!r}")
+        if a["user_factors"].ndim != 2 or a["item_factors"].ndim != 2:
+            raise ValueError("the factor arrays must be 2-D")
         kind = manifest.params.get("model")
-        model = (
-            item_item_class(kind)(**manifest.params)
-            if kind in ITEM_ITEM_KINDS
-            else ImplicitRecommender(**manifest.params)
-        )
+        model: ImplicitRecommender
+        if kind in ITEM_ITEM_KINDS:
+            # An item-item model keeps no user factors (width 0) and its n_items x n_items weights as item factors.
+            if a["item_factors"].shape[0] != a["item_factors"].shape[1]:
+                raise ValueError("an item-item model's weights must be square")
+            model = item_item_class(kind)(**manifest.params)
+        else:
+            if a["user_factors"].shape[1] != a["item_factors"].shape[1]:
+                raise ValueError("user and item factors differ in width")
+            model = ImplicitRecommender(**manifest.params)
         seen = sp.csr_matrix(
             (a["seen_data"], a["seen_indices"], a["seen_indptr"]),
             shape=(a["user_ids"].size, a["item_ids"].size),
