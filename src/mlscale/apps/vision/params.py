@@ -36,7 +36,7 @@ ON_ERROR = ("raise", "skip")
 class VisionParams:
     """Training parameters of the vision CNN (see each field's ``help``)."""
 
-    epochs: int = field(default=15, metadata={"help": "maximum passes over the training data"})
+    epochs: int = field(default=8, metadata={"help": "maximum passes over the training data"})
     batch_size: int = field(default=128, metadata={"help": "images per optimisation step"})
     lr: float = field(default=0.003, metadata={"help": "peak learning rate of AdamW (one-cycle schedule)"})
     weight_decay: float = field(default=5e-4, metadata={"help": "AdamW weight decay"})
@@ -44,7 +44,7 @@ class VisionParams:
     threads: int = field(default=0, metadata={"help": "CPU threads for torch (0: torch's default)"})
     augment: bool = field(default=True, metadata={"help": "random crop with padding and horizontal flips"})
     crop_padding: int = field(default=2, metadata={"help": "pixels of zero padding before the random crop"})
-    patience: int = field(default=4, metadata={"help": "epochs without a better validation accuracy before stopping"})
+    patience: int = field(default=3, metadata={"help": "epochs without a better validation accuracy before stopping"})
     val_fraction: float = field(
         default=0.1, metadata={"help": "share of the training data held out for validation and early stopping"}
     )
