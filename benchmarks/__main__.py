@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from benchmarks import ingest, loadtest, serve, spark, threat, train
+from benchmarks import ingest, loadtest, serve, spark, threat, train, vision
 
 __all__ = ["main"]
 
@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     loadtest.add_parser(sub)
     spark.add_parser(sub)
     threat.add_parser(sub)
+    vision.add_parser(sub)
     return parser
 
 

@@ -11,14 +11,14 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
-from PIL import Image  # noqa: E402
+from PIL import Image
 
-from mlscale.apps.vision.codec import publish  # noqa: E402
-from mlscale.apps.vision.data import ArrayDataset, open_dataset  # noqa: E402
-from mlscale.apps.vision.model import VisionModel  # noqa: E402
-from mlscale.apps.vision.params import VisionParams  # noqa: E402
-from mlscale.apps.vision.train_local import fit  # noqa: E402
-from mlscale.registry import open_store  # noqa: E402
+from mlscale.apps.vision.codec import publish
+from mlscale.apps.vision.data import ArrayDataset, open_dataset
+from mlscale.apps.vision.model import VisionModel
+from mlscale.apps.vision.params import VisionParams
+from mlscale.apps.vision.train_local import fit
+from mlscale.registry import open_store
 
 #: CI-sized training: a narrow network, a few epochs on a few thousand images (seconds).
 FAST = VisionParams(epochs=3, width=8, batch_size=64, lr=0.005, threads=1, patience=0)

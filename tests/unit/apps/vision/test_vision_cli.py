@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from tests.unit.apps.vision.conftest import bad_images
 
 from mlscale.cli import main
 from mlscale.registry import open_store
-from tests.unit.apps.vision.conftest import bad_images
 
 FAST = ["--epochs", "1", "--width", "4", "--batch-size", "32", "--threads", "1"]
 
@@ -27,7 +27,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory, image_folder: Path, shared
 def test_train_on_a_folder_publishes_onnx_and_safetensors(trained: Path, capsys: pytest.CaptureFixture[str]) -> None:
     manifest = open_store(trained).resolve("vision/folder")
     assert set(manifest.files) == {"model_onnx.npy", "weights_safetensors.npy"}
-    assert manifest.params["epochs"] == 1 and manifest.params["width"] == 4
+    assert manifest.params["epochs"] == 1
+    assert manifest.params["width"] == 4
     assert manifest.extra["images"] == 200
     assert 0 <= manifest.metrics["test_accuracy"] <= 1  # the folder's test/ split
     assert manifest.extra["vision"]["height"] == 28
@@ -51,7 +52,8 @@ def test_evaluate_and_predict(
     assert table.num_rows == 100
     assert table.column_names == ["path", "label", "probability", "labels", "probabilities", "true_label"]
     row = table.slice(0, 1).to_pylist()[0]
-    assert len(row["labels"]) == 3 and row["labels"][0] == row["label"]
+    assert len(row["labels"]) == 3
+    assert row["labels"][0] == row["label"]
     assert row["true_label"] == Path(row["path"]).parent.name
     assert "classified 100 images" in capsys.readouterr().out
 
@@ -68,7 +70,8 @@ def test_a_bad_file_stops_training_with_its_name_or_is_skipped(
     capsys.readouterr()
     assert main(["train", "vision", "--data", str(data), "--name", "b", *FAST, *reg]) == 65
     err = capsys.readouterr().err
-    assert str(bad) in err and "Traceback" not in err
+    assert str(bad) in err
+    assert "Traceback" not in err
     assert main(["train", "vision", "--data", str(data), "--name", "b", *FAST, "--on-error", "skip", *reg]) == 0
     assert "1 bad file(s) skipped" in capsys.readouterr().out
 

@@ -8,10 +8,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from tests.unit.apps.vision.conftest import bad_images, png
 
 from mlscale.apps.vision.data import BadImageError, FileDataset, decode_image, open_dataset
 from mlscale.errors import DataError, DatasetNotFoundError
-from tests.unit.apps.vision.conftest import bad_images, png
 
 REASONS = {
     "text.png": "not a PNG or JPEG",
@@ -24,7 +24,8 @@ REASONS = {
 
 def test_catalogue_idx_and_folder_layouts(shared_data: Path, image_folder: Path) -> None:
     fm = open_dataset("fashion-mnist", data_dir=shared_data, split="test")
-    assert len(fm) == 10_000 and fm.shape == (28, 28, 1)
+    assert len(fm) == 10_000
+    assert fm.shape == (28, 28, 1)
     assert fm.class_counts().tolist() == [1000] * 10
     idx = open_dataset(shared_data / "fashion-mnist", data_dir=shared_data, split="test")
     assert len(idx) == 10_000
@@ -34,7 +35,9 @@ def test_catalogue_idx_and_folder_layouts(shared_data: Path, image_folder: Path)
     assert (len(train), len(test)) == (200, 100)
     assert train.shape == (28, 28, 1)
     x, y, kept = train.read(np.array([0, 5, 7]))
-    assert x.shape == (3, 28, 28, 1) and x.dtype == np.uint8 and kept.tolist() == [0, 5, 7]
+    assert x.shape == (3, 28, 28, 1)
+    assert x.dtype == np.uint8
+    assert kept.tolist() == [0, 5, 7]
     assert [train.labels[i] for i in y] == [train.paths[i].parent.name for i in (0, 5, 7)]
     with pytest.raises(DatasetNotFoundError, match="no such file"):
         open_dataset(image_folder / "nope", data_dir=shared_data)
@@ -68,7 +71,8 @@ def test_size_is_checked_or_resized() -> None:
     with pytest.raises(BadImageError, match="image is 32x30 .* expected 28x28"):
         decode_image(big, where="b.png", channels=1, size=(28, 28))
     out = decode_image(big, where="b.png", channels=1, size=(28, 28), resize=True)
-    assert out.shape == (28, 28, 1) and int(out[10, 10, 0]) == 200
+    assert out.shape == (28, 28, 1)
+    assert int(out[10, 10, 0]) == 200
     rgb = decode_image(png(np.zeros((28, 28, 3), np.uint8)), where="c.png")
     assert rgb.shape == (28, 28, 3)
     assert decode_image(png(np.zeros((28, 28, 3), np.uint8)), where="c.png", channels=1).shape == (28, 28, 1)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from tests.unit.apps.vision.conftest import bad_images, png
 
 from mlscale.apps import get_application
 from mlscale.apps.vision.data import ArrayDataset
@@ -20,7 +22,6 @@ from mlscale.errors import ValidationError
 from mlscale.serve import ServingApp, create_app
 from mlscale.serve._http import Limits, Server
 from mlscale.serve._supervisor import bind_socket
-from tests.unit.apps.vision.conftest import bad_images, png
 
 Answer = tuple[int, Any]
 
@@ -86,9 +87,12 @@ def test_png_body_json_batch_and_pixels_agree(app: ServingApp, fm_test: ArrayDat
     )
     assert [s for s, _ in answers] == [200, 200, 200]
     (_, one), (_, batch), (_, px) = answers
-    assert one["model"] == "vision/fm" and one["version"] == 1
-    assert len(one["predictions"]) == 1 and len(one["predictions"][0]["labels"]) == 3
-    assert len(batch["predictions"]) == 4 and len(px["predictions"][0]["labels"]) == 5
+    assert one["model"] == "vision/fm"
+    assert one["version"] == 1
+    assert len(one["predictions"]) == 1
+    assert len(one["predictions"][0]["labels"]) == 3
+    assert len(batch["predictions"]) == 4
+    assert len(px["predictions"][0]["labels"]) == 5
     expected = small_model.predict_proba(images)
     top = [small_model.meta.labels[i] for i in expected.argmax(1)]
     assert [p["labels"][0] for p in batch["predictions"]] == top
@@ -102,7 +106,8 @@ def test_png_body_json_batch_and_pixels_agree(app: ServingApp, fm_test: ArrayDat
 def test_other_sizes_and_colour_are_resized_and_converted(app: ServingApp) -> None:
     big = png(np.full((56, 40, 3), 255, np.uint8))
     (status, doc), = _exchange(app, [("/v1/models/fm/classify", big, "image/png")])  # fmt: skip
-    assert status == 200 and len(doc["predictions"]) == 1
+    assert status == 200
+    assert len(doc["predictions"]) == 1
 
 
 def test_every_bad_image_and_body_gets_its_4xx(app: ServingApp) -> None:
@@ -112,7 +117,7 @@ def test_every_bad_image_and_body_gets_its_4xx(app: ServingApp) -> None:
         *(
             (path, data, "image/png", 422, "not a PNG or JPEG|unreadable|unsupported image mode|decompression bomb")
             for data in bad.values()
-        ),  # fmt: skip
+        ),
         (path, bad["text.png"], "text/plain", 415, "Content-Type 'text/plain' is not accepted"),
         (path, b"\x89PNG" + b"\0" * (MAX_BODY + 10), "image/png", 413, "larger than this action's limit"),
         (path, b"", "image/png", 400, "expected a image/png body"),
@@ -125,7 +130,7 @@ def test_every_bad_image_and_body_gets_its_4xx(app: ServingApp) -> None:
             None,
             422,
             r"images\[0\]: unsupported image mode",
-        ),  # fmt: skip
+        ),
         (path, json.dumps({"pixels": [[[1, 2], [3, 4]]]}).encode(), None, 422, r"pixels\[0\]: expected 28 x 28"),
         (path, json.dumps({"pixels": [np.full((28, 28), 300).tolist()]}).encode(), None, 422, "0..255"),
         (path, json.dumps({"images": [], "k": 1}).encode(), None, 422, "at least one image"),
@@ -133,9 +138,9 @@ def test_every_bad_image_and_body_gets_its_4xx(app: ServingApp) -> None:
         (path, b"{", None, 400, "malformed JSON"),
     ]
     answers = _exchange(app, [(p, b, c) for p, b, c, _, _ in cases])
-    for (p, _, ctype, status, message), (got, doc) in zip(cases, answers, strict=True):
+    for (_p, _, ctype, status, message), (got, doc) in zip(cases, answers, strict=True):
         assert got == status, (ctype, doc)
-        assert __import__("re").search(message, doc["error"]["message"]), (message, doc)
+        assert re.search(message, doc["error"]["message"]), (message, doc)
 
 
 def test_a_burst_is_served_in_fewer_model_calls_than_requests(app: ServingApp, fm_test: ArrayDataset) -> None:
@@ -152,7 +157,8 @@ def test_openapi_documents_the_image_bodies(app: ServingApp) -> None:
     doc = json.loads(app._openapi_doc)
     post = doc["paths"]["/v1/models/{name}/classify"]["post"]
     assert set(post["requestBody"]["content"]) == {"application/json", "image/png", "image/jpeg"}
-    assert "415" in post["responses"] and "413" in post["responses"]
+    assert "415" in post["responses"]
+    assert "413" in post["responses"]
     assert "ClassifyRequest" in doc["components"]["schemas"]
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from tests.unit.apps.vision.conftest import FAST, subset
 
 from mlscale.apps.vision.data import ArrayDataset
 from mlscale.apps.vision.model import VisionModel
 from mlscale.apps.vision.params import VisionParams
 from mlscale.apps.vision.train_local import augment, evaluate, fit, split_indices
 from mlscale.errors import ValidationError
-from tests.unit.apps.vision.conftest import FAST, subset
 
 
 def test_small_subset_reaches_the_bar(small_model: VisionModel, fm_test: ArrayDataset) -> None:
@@ -45,7 +45,8 @@ def test_early_stopping_keeps_the_best_epoch(fm_train: ArrayDataset) -> None:
 def test_split_is_stratified_and_disjoint() -> None:
     targets = np.repeat(np.arange(10), 100)
     tr, va = split_indices(targets, 0.1, seed=3)
-    assert len(va) == 100 and len(tr) == 900
+    assert len(va) == 100
+    assert len(tr) == 900
     assert not set(tr.tolist()) & set(va.tolist())
     assert np.bincount(targets[va]).tolist() == [10] * 10
 
