@@ -389,21 +389,21 @@ def open_dataset(
             f"{spec}: no such file or folder, and no data set of that name in {data_dir}",
             hint="pass a folder of class sub-folders, a path,label table, or a catalogue name such as fashion-mnist",
         )
-    files, names = list_images(path)
-    if any(n is None for n in names):
-        where = next(str(f) for f, n in zip(files, names, strict=True) if n is None)
+    files, found = list_images(path)
+    if any(n is None for n in found):
+        where = next(str(f) for f, n in zip(files, found, strict=True) if n is None)
         raise DataFormatError(
             "an image without a label: expected one sub-folder per class (or a 'label' column)", path=where
         )
-    classes = tuple(labels) if labels is not None else tuple(sorted({str(n) for n in names}))
+    classes = tuple(labels) if labels is not None else tuple(sorted({str(n) for n in found}))
     index = {name: i for i, name in enumerate(classes)}
-    unknown = sorted({str(n) for n in names} - set(index))
+    unknown = sorted({str(n) for n in found} - set(index))
     if unknown:
         raise DataFormatError(f"labels {unknown[:5]} are not among the model's classes {list(classes)}", path=str(path))
     if len(classes) < 2:
         raise DataError(f"{path}: found {len(classes)} class(es); expected at least 2")
-    targets = [index[str(n)] for n in names]
-    return FileDataset(files, targets, classes, where=str(path), on_error=on_error, shape=shape)
+    ids = [index[str(n)] for n in found]
+    return FileDataset(files, ids, classes, where=str(path), on_error=on_error, shape=shape)
 
 
 def _check_labels(names: Sequence[str], labels: Sequence[str] | None, where: str) -> tuple[str, ...]:

@@ -122,7 +122,8 @@ def softmax(logits: NDArray[np.float32]) -> NDArray[np.float32]:
     """Row-wise softmax, stable for large logits."""
     z = logits - logits.max(axis=1, keepdims=True)
     e = np.exp(z)
-    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32, copy=False)
+    out: NDArray[np.float32] = (e / e.sum(axis=1, keepdims=True)).astype(np.float32, copy=False)
+    return out
 
 
 def top_k(probs: NDArray[np.float32], k: int) -> tuple[NDArray[np.int64], NDArray[np.float32]]:

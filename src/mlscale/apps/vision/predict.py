@@ -148,15 +148,13 @@ def predict_local(
 
 def _decode_column(meta_dict: dict[str, Any]) -> Any:
     """A pandas UDF: path -> struct(pixels array<float>, error string)."""
-    from pyspark.sql.functions import pandas_udf
+    import pandas as pd
+    from pyspark.sql.pandas.functions import pandas_udf
     from pyspark.sql.types import ArrayType, FloatType, StringType, StructField, StructType
 
     schema = StructType([StructField("pixels", ArrayType(FloatType())), StructField("error", StringType())])
 
-    @pandas_udf(schema)  # type: ignore[untyped-decorator,misc]
     def decode(paths: Any) -> Any:
-        import pandas as pd
-
         from mlscale.apps.vision.data import BadImageError, decode_image
 
         pixels: list[Any] = []
@@ -173,7 +171,9 @@ def _decode_column(meta_dict: dict[str, Any]) -> Any:
                 errors.append(str(err))
         return pd.DataFrame({"pixels": pixels, "error": errors})
 
-    return decode
+    # pandas_udf reads the kind of UDF from real type hints (not the strings of postponed annotations).
+    decode.__annotations__ = {"paths": pd.Series, "return": pd.DataFrame}
+    return pandas_udf(decode, schema)  # type: ignore[call-overload]
 
 
 def predict_spark(
