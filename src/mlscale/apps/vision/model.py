@@ -9,7 +9,8 @@ ONNX Runtime but not torch.
 >>> meta = VisionMeta(labels=("a", "b"), channels=1, height=2, width=2, mean=0.5, std=0.25)
 >>> preprocess(np.full((1, 2, 2, 1), 255, np.uint8), meta)[0, 0].tolist()
 [[2.0, 2.0], [2.0, 2.0]]
->>> VisionMeta.from_dict(meta.to_dict()) == meta
+>>> fm = VisionMeta(labels=tuple("abcdefghij"), channels=1, height=28, width=28, mean=0.29, std=0.35)
+>>> VisionMeta.from_dict(fm.to_dict()) == fm
 True
 """
 
@@ -25,7 +26,7 @@ from numpy.typing import NDArray
 
 from mlscale.apps.vision.net import NetSpec
 from mlscale.apps.vision.params import VisionParams
-from mlscale.errors import ArtifactError
+from mlscale.errors import ArtifactError, ValidationError
 
 __all__ = ["VisionMeta", "VisionModel", "preprocess", "softmax", "top_k"]
 
@@ -74,7 +75,7 @@ class VisionMeta:
                 dropout=float(values.get("dropout", 0.3)),
             )
             _ = meta.spec  # checks sides, channels and classes
-        except (KeyError, TypeError, ValueError) as err:
+        except (KeyError, TypeError, ValueError, ValidationError) as err:
             raise ArtifactError(f"bad vision metadata: {type(err).__name__} {err}") from None
         if not meta.std > 0:
             raise ArtifactError(f"bad vision metadata: std must be > 0, got {meta.std}")
@@ -130,8 +131,8 @@ def top_k(probs: NDArray[np.float32], k: int) -> tuple[NDArray[np.int64], NDArra
     """Indices and probabilities of the ``k`` most likely classes per row, most likely first.
 
     >>> idx, p = top_k(np.array([[0.1, 0.7, 0.2]], np.float32), 2)
-    >>> idx.tolist(), p.round(2).tolist()
-    ([[1, 2]], [[0.7, 0.2]])
+    >>> idx.tolist(), [round(float(v), 2) for v in p[0]]
+    ([[1, 2]], [0.7, 0.2])
     """
     k = min(k, probs.shape[1])
     idx = np.argsort(-probs, axis=1, kind="stable")[:, :k]
