@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from PIL import Image
 from tests.unit.apps.vision.conftest import bad_images, png
 
 from mlscale.apps.vision.data import BadImageError, FileDataset, decode_image, open_dataset
@@ -76,6 +78,10 @@ def test_size_is_checked_or_resized() -> None:
     rgb = decode_image(png(np.zeros((28, 28, 3), np.uint8)), where="c.png")
     assert rgb.shape == (28, 28, 3)
     assert decode_image(png(np.zeros((28, 28, 3), np.uint8)), where="c.png", channels=1).shape == (28, 28, 1)
+    jpeg = io.BytesIO()
+    Image.fromarray(np.full((28, 28, 3), 90, np.uint8)).save(jpeg, format="JPEG")
+    grey = decode_image(jpeg.getvalue(), where="d.jpg", channels=1, size=(28, 28))
+    assert abs(int(grey[5, 5, 0]) - 90) <= 3
 
 
 def test_a_folder_with_bad_files_raises_or_skips(tmp_path: Path, shared_data: Path) -> None:
