@@ -1,11 +1,11 @@
-"""``python -m benchmarks NAME [options]``: run one benchmark (``ingest``, ``train``, ``serve`` or ``loadtest``)."""
+"""``python -m benchmarks NAME [options]``: run one benchmark (``ingest``, ``train``, ``serve``, ``soak``...)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from benchmarks import ingest, loadtest, serve, spark, threat, train, vision
+from benchmarks import ingest, loadtest, overload, serve, soak, spark, threat, train, vision
 
 __all__ = ["main"]
 
@@ -23,6 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
     loadtest.add_parser(sub)
     spark.add_parser(sub)
     threat.add_parser(sub)
+    soak.add_parser(sub)
+    overload.add_parser(sub)
     vision.add_parser(sub)
     return parser
 

@@ -72,7 +72,8 @@ K = 10
 
 def prepare_matrix(params: dict[str, Any]) -> dict[str, Any]:
     """Ingest the CSV with mlscale and save the matrix as .npy files (atomically)."""
-    from mlscale.data import InteractionReader, ingest_matrix
+    from mlscale.apps.recommend.ingest import ingest_matrix
+    from mlscale.data import InteractionReader
 
     dest = Path(params["dest"])
     tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.tmp")
@@ -96,7 +97,7 @@ def mlscale_candidate(params: dict[str, Any]) -> dict[str, Any]:
     import implicit.nearest_neighbours  # noqa: F401  (imported before the timer, as in the baseline)
 
     from mlscale.apps.recommend import ImplicitRecommender
-    from mlscale.data import InteractionMatrix
+    from mlscale.apps.recommend.matrix import InteractionMatrix
 
     matrix = InteractionMatrix.load(params["matrix"])
     iterations = int(params["iterations"])
@@ -136,7 +137,7 @@ def baseline_candidate(params: dict[str, Any]) -> dict[str, Any]:
     from implicit.nearest_neighbours import bm25_weight
     from threadpoolctl import threadpool_limits
 
-    from mlscale.data import InteractionMatrix
+    from mlscale.apps.recommend.matrix import InteractionMatrix
 
     csr = InteractionMatrix.load(params["matrix"]).csr
     iterations = int(params["iterations"])

@@ -7,8 +7,16 @@ import textwrap
 from typing import Any
 
 from mlscale._cli import _common
-from mlscale.data._fetch import DEFAULT_TIMEOUT, MIRROR_ENV, fetch_dataset
-from mlscale.data.catalogue import DATASETS, Dataset, FileStatus, VerifyReport, get_dataset
+from mlscale.data.catalogue import (
+    DATASETS,
+    DEFAULT_TIMEOUT,
+    MIRROR_ENV,
+    Dataset,
+    FileStatus,
+    VerifyReport,
+    fetch_dataset,
+    get_dataset,
+)
 
 __all__ = ["add_parser"]
 

@@ -8,11 +8,16 @@ import sys
 from typing import Any
 
 from mlscale._cli._common import add_registry_arg, registry_root
+from mlscale.apps import get_application
 from mlscale.config import load_settings
 from mlscale.data.ingest import parse_size
+from mlscale.errors import ConfigError
 from mlscale.registry import open_store
 
-__all__ = ["add_parser"]
+__all__ = ["PREDICTOR_FACTORY", "add_parser"]
+
+#: What the serving workers build each model's predictor with: the model's application's.
+PREDICTOR_FACTORY = "mlscale.apps:build_predictor"
 
 
 def add_parser(sub: Any) -> None:
@@ -71,9 +76,15 @@ def _serve(args: argparse.Namespace) -> int:
 
     root = registry_root(args)
     store = open_store(root)
+    models = resolve_models(store, args.model)
+    for _, ref in models:
+        app = store.resolve(ref).app
+        if not get_application(app).servable:
+            raise ConfigError(f"the {app!r} application cannot serve models yet")
     config = ServeConfig(
         registry=root,
-        models=resolve_models(store, args.model),
+        models=models,
+        predictor_factory=PREDICTOR_FACTORY,
         host=args.host,
         port=args.port,
         workers=args.workers,

@@ -101,7 +101,7 @@ def _output_format(args: argparse.Namespace) -> str:
 
 
 def _profile_from(like: str | None, args: argparse.Namespace) -> Any:
-    from mlscale.data.synthetic import InteractionProfile, default_profile
+    from mlscale.apps.recommend.profile import InteractionProfile, default_profile
 
     if like is None:
         return default_profile()
@@ -116,7 +116,8 @@ def _profile_from(like: str | None, args: argparse.Namespace) -> Any:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from mlscale.data.synthetic import default_sizes, generate, write_csv, write_parquet
+    from mlscale.apps.recommend.synthetic import default_sizes, generate
+    from mlscale.data.writers import write_csv, write_parquet
 
     rows = parse_count(args.rows, field="--rows")
     seed = parse_count(args.seed, field="--seed", minimum=0)

@@ -40,6 +40,8 @@ _FIELD_AT = re.compile(r"- at `\$\.?([^`]*)`")
 _FIELD_NAMED = re.compile(r"(?:unknown|required) field `([^`]*)`")
 _RETRY = b"retry-after"
 _VERSION_HEADER = b"x-model-version"
+# Error messages may quote what the client sent; never a whole megabyte of it back.
+_MAX_MESSAGE = 1000
 
 
 class ServeMetrics:
@@ -109,10 +111,17 @@ class _Stats(BatchStats):
         self._m.rejected.inc((self._model, reason))
 
 
+def _clip(text: str, limit: int = _MAX_MESSAGE) -> str:
+    """``text``, cut to ``limit`` characters with a note of how much was cut."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
+
+
 def _error_body(status: int, message: str, field: str | None = None) -> bytes:
-    err: dict[str, Any] = {"status": status, "message": message}
+    err: dict[str, Any] = {"status": status, "message": _clip(message)}
     if field is not None:
-        err["field"] = field
+        err["field"] = _clip(field, 200)
     return msgspec.json.encode({"error": err})
 
 
@@ -146,7 +155,7 @@ class ServingApp:
         self.slots = dict(slots)
         self.metrics = metrics
         self.timeout = timeout
-        self._auth = None if token is None else b"Bearer " + token.encode()
+        self._auth = None if token is None else token.encode()
         self.ready = True
         self.draining = False
         self._encoder = msgspec.json.Encoder()
@@ -211,7 +220,7 @@ class ServingApp:
         elif isinstance(err, ValidationError):
             self._error(req, route, err.http_status, err.message, err.field)
         elif isinstance(err, MlscaleError) and err.http_status < 500:
-            self._error(req, route, err.http_status, str(err))
+            self._error(req, route, err.http_status, str(err), getattr(err, "field", None))
         else:
             if not isinstance(err, MlscaleError):
                 log.error("internal error on %s", route, exc_info=err)
@@ -241,8 +250,11 @@ class ServingApp:
         if self._auth is None:
             return True
         given = req.authorization
-        if given is not None and hmac.compare_digest(given, self._auth):
-            return True
+        if given is not None:
+            # The scheme is case-insensitive (RFC 9110 section 11.1); the token is not.
+            scheme, _, credentials = given.strip().partition(b" ")
+            if scheme.lower() == b"bearer" and hmac.compare_digest(credentials.strip(), self._auth):
+                return True
         self._error(
             req,
             route,
@@ -273,7 +285,14 @@ class ServingApp:
             known = ", ".join(live.actions)
             self._error(req, route, 404, f"model {slot.name!r} has no action {parts[1]!r}; it has: {known}", "action")
             return
+        batcher = slot.batchers[parts[1]]
         try:
+            deadline = req.start + self._timeout(req)
+            # Fast path: at overload, refuse before any work (decoding, validating) is spent on the request.
+            refusal = batcher.refuse_now(deadline, time.monotonic())
+            if refusal is not None:
+                self._fail(req, route, refusal)
+                return
             if n == 2:
                 if req.method != b"POST":
                     self._error(req, route, 405, "use POST with a JSON body", headers=((b"allow", b"POST"),))
@@ -292,11 +311,9 @@ class ServingApp:
                 key = unquote(parts[2]) if "%" in parts[2] else parts[2]
                 request = action.from_path(key, self._query(query) if query else {})
             cost = action.validate(request)
-            deadline = req.start + self._timeout(req)
         except MlscaleError as err:
             self._fail(req, route, err)
             return
-        batcher = slot.batchers[parts[1]]
 
         def reply(result: Any) -> None:
             if isinstance(result, BaseException):
@@ -307,7 +324,7 @@ class ServingApp:
 
         try:
             batcher.submit(request, cost, deadline, reply, req.start)
-        except OverloadedError as err:
+        except MlscaleError as err:
             self._fail(req, route, err)
 
     def _decode(self, live: LiveModel, action: str, body: bytes) -> Any:

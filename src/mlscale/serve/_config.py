@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,9 @@ from typing import Any
 from mlscale.errors import ValidationError
 
 __all__ = ["ServeConfig"]
+
+# A served name is one URL path segment (/v1/models/{name}/...): plain characters only.
+_SERVED_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +40,9 @@ class ServeConfig:
     grace: float = 10.0
     backlog: int = 2048
     metrics_dir: Path | None = field(default=None)
+    #: ``"module:attribute"`` of the predictor factory the workers build served models with (injected by
+    #: the caller: the serve stage names no application).
+    predictor_factory: str = ""
 
     def __post_init__(self) -> None:
         checks: list[tuple[str, bool, str]] = [
@@ -57,6 +64,14 @@ class ServeConfig:
         if not self.models:
             raise ValidationError("expected at least one model to serve", field="models")
         names = [n for n, _ in self.models]
+        for name in names:
+            if not isinstance(name, str) or not _SERVED_NAME.fullmatch(name) or ".." in name:
+                raise ValidationError(
+                    f"invalid served name {str(name)[:100]!r}: use 1 to 64 characters from A-Z, a-z, 0-9, "
+                    "'_', '.' and '-', starting with a letter or digit (no '/', no '..')",
+                    field="models",
+                    hint="name it with --model NAME=APP/MODEL@ALIAS",
+                )
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValidationError(

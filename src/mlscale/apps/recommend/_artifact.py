@@ -8,13 +8,26 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from mlscale.apps.base import Artifact
+from mlscale.apps.base import publish_model as publish
 from mlscale.apps.recommend.model import ImplicitRecommender
 from mlscale.errors import ArtifactError
 from mlscale.registry import LoadedModel, Manifest, Store
 
-__all__ = ["APP", "from_artifact", "publish_model"]
+__all__ = ["APP", "CODEC", "RecommendCodec", "from_artifact", "publish_model"]
 
 APP = "recommend"
+# numpy dtype kinds each array may have: f float, i/u integer, U/S text.
+_KINDS = {
+    "user_factors": "f",
+    "item_factors": "f",
+    "user_ids": "iuUS",
+    "item_ids": "iuUS",
+    "seen_data": "f",
+    "seen_indices": "iu",
+    "seen_indptr": "iu",
+    "item_popularity": "fiu",
+}
 _ARRAYS = (
     "user_factors",
     "item_factors",
@@ -27,6 +40,36 @@ _ARRAYS = (
 )
 
 
+class RecommendCodec:
+    """The recommender's :class:`~mlscale.apps.base.Codec`: factors, id maps, seen items, popularity."""
+
+    def to_artifact(self, model: ImplicitRecommender) -> Artifact:
+        seen = model.seen_
+        arrays = {
+            "user_factors": model.user_factors_,
+            "item_factors": model.item_factors_,
+            "user_ids": model.user_ids_,
+            "item_ids": model.item_ids_,
+            "seen_indptr": seen.indptr,
+            "seen_indices": seen.indices,
+            "seen_data": seen.data,
+            "item_popularity": model.item_popularity_,
+        }
+        info = {
+            "fold_in_weight": model.fold_in_weight_,
+            "users": model.n_users,
+            "items": model.n_items,
+            "interactions": int(seen.nnz),
+        }
+        return Artifact(arrays=arrays, params=model.get_params(), extra=info)
+
+    def from_artifact(self, loaded: LoadedModel) -> ImplicitRecommender:
+        return from_artifact(loaded)
+
+
+CODEC = RecommendCodec()
+
+
 def publish_model(
     store: Store,
     name: str,
@@ -37,34 +80,9 @@ def publish_model(
     data_fingerprint: str,
     extra: Mapping[str, Any] | None = None,
 ) -> Manifest:
-    """Publish a fitted model as a new version of ``recommend/NAME``."""
-    seen = model.seen_
-    arrays = {
-        "user_factors": model.user_factors_,
-        "item_factors": model.item_factors_,
-        "user_ids": model.user_ids_,
-        "item_ids": model.item_ids_,
-        "seen_indptr": seen.indptr,
-        "seen_indices": seen.indices,
-        "seen_data": seen.data,
-        "item_popularity": model.item_popularity_,
-    }
-    info = {
-        "fold_in_weight": model.fold_in_weight_,
-        "users": model.n_users,
-        "items": model.n_items,
-        "interactions": int(seen.nnz),
-        **(extra or {}),
-    }
-    return store.publish(
-        APP,
-        name,
-        arrays=arrays,
-        params=model.get_params(),
-        metrics=metrics,
-        engine=engine,
-        data_fingerprint=data_fingerprint,
-        extra=info,
+    """Publish a fitted model as a new version of ``recommend/NAME`` (:func:`mlscale.apps.base.publish_model`)."""
+    return publish(
+        store, APP, CODEC, name, model, metrics=metrics, engine=engine, data_fingerprint=data_fingerprint, extra=extra
     )
 
 
@@ -78,6 +96,14 @@ def from_artifact(loaded: LoadedModel) -> ImplicitRecommender:
         raise ArtifactError(f"{manifest.ref}: the artifact lacks arrays {missing}")
     a = loaded.arrays
     try:
+        # A re-signed artifact can hold any dtype: check them here, not as a traceback in a request.
+        for key, kinds in _KINDS.items():
+            if a[key].dtype.kind not in kinds:
+                raise ValueError(f"{key} has dtype {a[key].dtype}, expected one of kinds {kinds!r}")
+        if a["user_factors"].ndim != 2 or a["item_factors"].ndim != 2:
+            raise ValueError("the factor arrays must be 2-D")
+        if a["user_factors"].shape[1] != a["item_factors"].shape[1]:
+            raise ValueError("user and item factors differ in width")
         model = ImplicitRecommender(**manifest.params)
         seen = sp.csr_matrix(
             (a["seen_data"], a["seen_indices"], a["seen_indptr"]),

@@ -33,9 +33,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import scipy.sparse as sp
 
+from mlscale.apps.recommend.ingest import ingest_matrix
+from mlscale.apps.recommend.matrix import InteractionMatrix
 from mlscale.apps.recommend.model import ImplicitRecommender
-from mlscale.data.ingest import ingest_matrix
-from mlscale.data.matrix import InteractionMatrix
 from mlscale.errors import DataError, ValidationError
 
 __all__ = [

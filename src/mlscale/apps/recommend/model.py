@@ -15,7 +15,7 @@ Cold start, in order:
 3. an unknown user without items gets the most popular items.
 
 >>> import numpy as np
->>> from mlscale.data import InteractionMatrix
+>>> from mlscale.apps.recommend.matrix import InteractionMatrix
 >>> rng = np.random.default_rng(0)
 >>> users = rng.integers(0, 50, 2000); items = (users % 5) * 10 + rng.integers(0, 10, 2000)
 >>> matrix = InteractionMatrix.from_arrays(users, items)
@@ -27,6 +27,7 @@ Cold start, in order:
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
-from mlscale.data.matrix import InteractionMatrix, _lookup
+from mlscale.apps.recommend.matrix import InteractionMatrix, lookup_ids
 from mlscale.errors import ValidationError
 
 __all__ = ["DEFAULT_REGULARIZATION", "MAX_K", "ImplicitRecommender", "Recommendations"]
@@ -139,29 +140,11 @@ class ImplicitRecommender:
 
     # -- parameters ---------------------------------------------------------------
 
-    _PARAMS = (
-        "model",
-        "factors",
-        "regularization",
-        "alpha",
-        "iterations",
-        "learning_rate",
-        "weighting",
-        "bm25_k1",
-        "bm25_b",
-        "threads",
-        "seed",
-    )
+    #: The constructor's arguments, in order: what :meth:`get_params` returns and a manifest stores.
+    _PARAMS = tuple(inspect.signature(__init__).parameters)[1:]
 
     def get_params(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self._PARAMS}
-
-    def set_params(self, **params: Any) -> Self:
-        for name, value in params.items():
-            if name not in self._PARAMS:
-                raise ValidationError(f"unknown parameter; expected one of {', '.join(self._PARAMS)}", field=name)
-            setattr(self, name, value)
-        return self
 
     # -- training -----------------------------------------------------------------
 
@@ -283,12 +266,12 @@ class ImplicitRecommender:
     def user_index(self, users: Sequence[Any] | npt.NDArray[Any]) -> npt.NDArray[np.int64]:
         """Row of each user id in the model; -1 for unknown users."""
         self._check_fitted()
-        return _lookup(self.user_ids_, self._user_sorter, self._coerce(users, self.user_ids_, "users"))
+        return lookup_ids(self.user_ids_, self._user_sorter, self._coerce(users, self.user_ids_, "users"))
 
     def item_index(self, items: Sequence[Any] | npt.NDArray[Any], field: str = "items") -> npt.NDArray[np.int64]:
         """Column of each item id in the model; -1 for unknown items."""
         self._check_fitted()
-        return _lookup(self.item_ids_, self._item_sorter, self._coerce(items, self.item_ids_, field))
+        return lookup_ids(self.item_ids_, self._item_sorter, self._coerce(items, self.item_ids_, field))
 
     # -- fold-in ------------------------------------------------------------------
 
@@ -340,7 +323,7 @@ class ImplicitRecommender:
         self._check_fitted()
         k = self._check_k(k, self.n_items if include is None else max(1, len(include)))
         users_arr = self._coerce(users, self.user_ids_, "users")
-        rows = _lookup(self.user_ids_, self._user_sorter, users_arr)
+        rows = lookup_ids(self.user_ids_, self._user_sorter, users_arr)
         n = rows.size
         candidates: npt.NDArray[np.int64] | None = None
         if include is not None:

@@ -15,16 +15,23 @@ let the whole model move.
 
 from __future__ import annotations
 
+import time
+from typing import TYPE_CHECKING
+
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import scipy.sparse as sp
 
+from mlscale.apps.base import Job, TrainResult
+from mlscale.apps.recommend.idmap import IdMap
 from mlscale.apps.recommend.model import ImplicitRecommender, solve_rows, weight_matrix
-from mlscale.data._idmap import IdMap
 from mlscale.errors import DataError
 
-__all__ = ["update_model"]
+if TYPE_CHECKING:
+    from mlscale.registry import Manifest
+
+__all__ = ["UPDATER", "Updater", "update_model"]
 
 
 def _extended_ids(old: npt.NDArray[np.generic], new: pa.Array) -> tuple[npt.NDArray[np.generic], npt.NDArray[np.int32]]:
@@ -112,3 +119,27 @@ def update_model(model: ImplicitRecommender, new: pa.Table) -> ImplicitRecommend
         fold_in_weight=float(weighted.data.mean()),
     )
     return updated
+
+
+class Updater:
+    """``mlscale update recommend``: read the new interactions and fold them in (the contract's Updater)."""
+
+    def update(self, model: ImplicitRecommender, manifest: Manifest, job: Job) -> TrainResult:
+        from mlscale.apps.recommend.reader_args import stream_options
+        from mlscale.data.sources import open_interactions
+
+        new = open_interactions(job.data, job.data_dir, **stream_options(job.options)).read_all()
+        start = time.perf_counter()
+        updated = update_model(model, new)
+        took = time.perf_counter() - start
+        return TrainResult(
+            updated,
+            {"update_seconds": round(took, 3)},
+            manifest.data_fingerprint + f"+update:{new.num_rows}",
+            extra={"updated_from": manifest.version, "update_rows": new.num_rows, "data": job.data},
+            summary=f"folded {new.num_rows:,} interactions into {manifest.ref} in {took:.2f}s "
+            f"(+{updated.n_users - model.n_users} users, +{updated.n_items - model.n_items} items)",
+        )
+
+
+UPDATER = Updater()

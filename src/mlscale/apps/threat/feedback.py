@@ -46,7 +46,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mlscale.apps.threat.schema import FLOW_SCHEMA
+from mlscale.apps.threat.schema import FLOW_COUNTERS, FLOW_ENDPOINT, FLOW_SCHEMA, LABEL_FIELDS, flow_fields
 from mlscale.errors import DataFormatError, ValidationError
 
 __all__ = [
@@ -56,7 +56,6 @@ __all__ = [
     "SEVERITIES",
     "FeedbackLog",
     "Verdict",
-    "default_log_path",
     "events_table",
     "pattern_weights",
 ]
@@ -64,30 +63,11 @@ __all__ = [
 SEVERITIES = {1: "high", 2: "medium", 3: "low"}
 LOW_RISK = 3
 DEFAULT_DUP_FACTOR = 1000
-PATTERN_FIELDS: tuple[str, ...] = ("src_ip", "dst_ip", "src_port", "dst_port", "proto")
+PATTERN_FIELDS: tuple[str, ...] = FLOW_ENDPOINT
 #: What an event verdict keeps of its flow: everything its words are made of.
-EVENT_FIELDS: tuple[str, ...] = (
-    "flow_id",
-    "ts",
-    "src_ip",
-    "src_port",
-    "dst_ip",
-    "dst_port",
-    "proto",
-    "duration",
-    "src_bytes",
-    "dst_bytes",
-    "src_pkts",
-    "dst_pkts",
-    "state",
-)
-_INT_FIELDS = frozenset({"src_port", "dst_port", "src_bytes", "dst_bytes", "src_pkts", "dst_pkts", "ts"})
-_EVENT_REQUIRED = ("src_ip", "dst_ip", "src_port", "dst_port", "proto")
-
-
-def default_log_path(registry: Path, name: str) -> Path:
-    """Where the verdicts of ``threat/NAME`` live by default (inside the registry, hidden)."""
-    return Path(registry) / ".feedback" / "threat" / f"{name}.jsonl"
+EVENT_FIELDS: tuple[str, ...] = flow_fields(without=("line", "service", *LABEL_FIELDS))
+_INT_FIELDS = frozenset({"src_port", "dst_port", *FLOW_COUNTERS, "ts"})
+_EVENT_REQUIRED = FLOW_ENDPOINT
 
 
 def _now() -> str:

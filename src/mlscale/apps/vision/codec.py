@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from mlscale.apps.base import Artifact, publish_model
 from mlscale.apps.vision._deps import require
 from mlscale.apps.vision.model import VisionMeta, VisionModel
 from mlscale.apps.vision.net import build_net
@@ -40,8 +41,10 @@ from mlscale.registry import LoadedModel, Manifest, Store
 
 __all__ = [
     "APP",
+    "CODEC",
     "OPSET",
     "VisionArtifact",
+    "VisionCodec",
     "check_onnx",
     "decode",
     "encode",
@@ -198,17 +201,17 @@ def publish(
     data_fingerprint: str,
     extra: Mapping[str, Any] | None = None,
 ) -> Manifest:
-    """Publish a fitted model as a new version of ``vision/NAME``."""
-    art = encode(model)
-    return store.publish(
+    """Publish a fitted model as a new version of ``vision/NAME`` (the contract's publish, with this codec)."""
+    return publish_model(
+        store,
         APP,
+        CODEC,
         name,
-        arrays=art.arrays(),
-        params=art.params.to_dict(),
+        model,
         metrics=metrics,
         engine=engine,
         data_fingerprint=data_fingerprint,
-        extra={**art.extra(), **(extra or {})},
+        extra=extra,
     )
 
 
@@ -251,4 +254,25 @@ def decode(loaded: LoadedModel) -> VisionModel:
     """A loaded version back as a torch model (weights from safetensors; shapes checked)."""
     art = read_artifact(loaded)
     net = load_weights(art.weights, art.meta, where=f"{loaded.manifest.ref} {_WEIGHTS_KEY}.npy")
-    return VisionModel(net, art.meta, art.params, [dict(h) for h in art.history])
+    return VisionModel(net, art.meta, art.params, [dict(h) for h in art.history], onnx=art.onnx)
+
+
+class VisionCodec:
+    """The contract's :class:`~mlscale.apps.base.Codec`: :func:`encode` out, :func:`decode` back (torch).
+
+    Serving does not go through it: ``predictor`` reads the artifact with
+    :func:`read_artifact`, which needs no torch.
+    """
+
+    def to_artifact(self, model: VisionModel) -> Artifact:
+        """The ONNX and safetensors blobs as ``uint8`` arrays, the facts as params and extras."""
+        art = encode(model)
+        return Artifact(arrays=art.arrays(), params=art.params.to_dict(), extra=art.extra())
+
+    def from_artifact(self, loaded: LoadedModel) -> VisionModel:
+        """The torch model of a loaded version (hashes and shapes checked)."""
+        return decode(loaded)
+
+
+#: The codec instance the application declares.
+CODEC = VisionCodec()

@@ -91,6 +91,8 @@ class VisionModel:
     params: VisionParams = field(default_factory=VisionParams)
     history: list[dict[str, float]] = field(default_factory=list)
     skipped: int = 0
+    #: The exported ONNX graph when the model was loaded from the registry (batch inference runs it).
+    onnx: bytes | None = None
 
     def predict_proba(self, images: NDArray[np.uint8], *, batch_size: int = 512) -> NDArray[np.float32]:
         """Class probabilities with torch, eagerly (the serving path uses ONNX Runtime instead)."""

@@ -1,12 +1,17 @@
-"""The vision model's parameters: one frozen dataclass, the single home of every default.
+"""The vision model's parameters: one frozen params class, the single home of every default.
 
-Each field carries ``metadata={"help": ...}`` so that a command line (or any
-other front end) can be generated from the class; :meth:`VisionParams.validate`
-names the offending field, and :meth:`VisionParams.to_dict` /
-:meth:`VisionParams.from_dict` round-trip through a registry manifest.
+Each field is made with :func:`~mlscale.apps.base.param`, so the generic command
+line generates its flag (``--batch-size``, ``--augment/--no-augment``...) with
+its help and default; :meth:`VisionParams.validate` names the offending field,
+and :meth:`VisionParams.to_dict` / :meth:`VisionParams.from_dict` round-trip
+through a registry manifest. CPU threads are the engine's (``--threads``), not
+a parameter of the model.
 
 The defaults were chosen on a validation split carved from the Fashion-MNIST
-training set (``val_fraction``), never on the test set.
+training set (``val_fraction``), never on the test set. ``epochs=15``: with 8
+the validation accuracy was still rising (90.8, 91.8, 92.5, 92.5% at epochs
+5-8, train accuracy below it) and early stopping (``patience``) ends a run
+that stops improving, so a longer budget costs nothing where it does not help.
 
 >>> p = VisionParams(epochs=2)
 >>> VisionParams.from_dict(p.to_dict()) == p
@@ -19,11 +24,11 @@ mlscale.errors.ValidationError: lr: expected a number > 0, got -1
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
+from mlscale.apps.base import param, params_from_dict, params_to_dict
 from mlscale.errors import ValidationError
 
 __all__ = ["ON_ERROR", "VisionParams"]
@@ -36,22 +41,21 @@ ON_ERROR = ("raise", "skip")
 class VisionParams:
     """Training parameters of the vision CNN (see each field's ``help``)."""
 
-    epochs: int = field(default=8, metadata={"help": "maximum passes over the training data"})
-    batch_size: int = field(default=128, metadata={"help": "images per optimisation step"})
-    lr: float = field(default=0.003, metadata={"help": "peak learning rate of AdamW (one-cycle schedule)"})
-    weight_decay: float = field(default=5e-4, metadata={"help": "AdamW weight decay"})
-    seed: int = field(default=0, metadata={"help": "random seed (split, initialisation, shuffling, augmentation)"})
-    threads: int = field(default=0, metadata={"help": "CPU threads for torch (0: torch's default)"})
-    augment: bool = field(default=True, metadata={"help": "random crop with padding and horizontal flips"})
-    crop_padding: int = field(default=2, metadata={"help": "pixels of zero padding before the random crop"})
-    patience: int = field(default=3, metadata={"help": "epochs without a better validation accuracy before stopping"})
-    val_fraction: float = field(
-        default=0.1, metadata={"help": "share of the training data held out for validation and early stopping"}
-    )
-    width: int = field(default=32, metadata={"help": "channels of the first convolution (x2 and x4 deeper in)"})
-    dropout: float = field(default=0.3, metadata={"help": "dropout before the classifier"})
-    device: str = field(default="auto", metadata={"help": "torch device: auto (CUDA when present), cpu, cuda"})
-    on_error: str = field(default="raise", metadata={"help": "unreadable images: raise (stop) or skip (count them)"})
+    family: ClassVar[str] = "cnn"
+
+    epochs: int = param(15, "maximum passes over the training data", minimum=1)
+    batch_size: int = param(128, "images per optimisation step", minimum=1)
+    lr: float = param(0.003, "peak learning rate of AdamW (one-cycle schedule)")
+    weight_decay: float = param(5e-4, "AdamW weight decay", minimum=0)
+    seed: int = param(0, "random seed (split, initialisation, shuffling, augmentation)")
+    augment: bool = param(True, "random crop with padding and horizontal flips")
+    crop_padding: int = param(2, "pixels of zero padding before the random crop", minimum=0)
+    patience: int = param(3, "epochs without a better validation accuracy before stopping", minimum=0)
+    val_fraction: float = param(0.1, "share of the training data held out for validation and early stopping")
+    width: int = param(32, "channels of the first convolution (x2 and x4 deeper in)", minimum=1)
+    dropout: float = param(0.3, "dropout before the classifier", minimum=0)
+    device: str = param("auto", "torch device: auto (CUDA when present), cpu, cuda[:N]")
+    on_error: str = param("raise", "unreadable images: raise (stop) or skip (count them)", choices=ON_ERROR)
 
     def validate(self) -> VisionParams:
         """Return ``self`` when every field is in range; else raise :class:`ValidationError` naming it."""
@@ -59,11 +63,7 @@ class VisionParams:
         for name, value in positive.items():
             if not value > 0:
                 raise ValidationError(f"expected a number > 0, got {value!r}", field=name)
-        for name, value in {
-            "threads": self.threads,
-            "patience": self.patience,
-            "crop_padding": self.crop_padding,
-        }.items():
+        for name, value in {"patience": self.patience, "crop_padding": self.crop_padding}.items():
             if value < 0:
                 raise ValidationError(f"expected a number >= 0, got {value!r}", field=name)
         if self.weight_decay < 0:
@@ -80,13 +80,9 @@ class VisionParams:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON values, for a manifest's ``params``."""
-        return dataclasses.asdict(self)
+        return params_to_dict(self)
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> VisionParams:
-        """The inverse of :meth:`to_dict`; unknown keys raise :class:`ValidationError`."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise ValidationError(f"unknown parameter(s) {unknown}; expected some of {sorted(names)}", field="params")
-        return cls(**dict(values)).validate()
+        """The inverse of :meth:`to_dict`, validated; keys it does not have (an older version's) are ignored."""
+        return params_from_dict(cls, values).validate()

@@ -238,14 +238,18 @@ def fit(
     dataset: ImageDataset,
     params: VisionParams,
     *,
+    threads: int = 0,
     progress: bool | None = None,
     log: Log | None = _stderr,
 ) -> VisionModel:
-    """Train a CNN on ``dataset`` with ``params`` on this machine; returns it in eval mode, on the CPU."""
+    """Train a CNN on ``dataset`` with ``params`` on this machine; returns it in eval mode, on the CPU.
+
+    ``threads``: torch's CPU threads (0: leave torch's setting alone).
+    """
     torch = require("torch")
     train_idx, val_idx, meta = prepare(dataset, params)
-    if params.threads:
-        torch.set_num_threads(params.threads)
+    if threads:
+        torch.set_num_threads(threads)
     device = resolve_device(params.device)
     torch.manual_seed(params.seed)
     net = build_net(meta.spec).to(device)

@@ -32,7 +32,7 @@ from mlscale.errors import EngineError
 __all__ = ["fit_distributed"]
 
 
-def _worker(spec: str, data_dir: str, params_dict: dict[str, Any], on_error: str) -> dict[str, Any]:
+def _worker(spec: str, data_dir: str, params_dict: dict[str, Any], on_error: str, threads: int) -> dict[str, Any]:
     """One DDP process (runs under torchrun, started by TorchDistributor); rank 0's result is returned."""
     import torch
     import torch.distributed as dist
@@ -46,7 +46,7 @@ def _worker(spec: str, data_dir: str, params_dict: dict[str, Any], on_error: str
     dist.init_process_group("gloo")
     try:
         rank, world = dist.get_rank(), dist.get_world_size()
-        torch.set_num_threads(params.threads or max(1, (os.cpu_count() or 2) // world))
+        torch.set_num_threads(threads or max(1, (os.cpu_count() or 2) // world))
         dataset = open_dataset(spec, data_dir=Path(data_dir), on_error=on_error)
         train_idx, val_idx, meta = prepare(dataset, params)
         torch.manual_seed(params.seed)  # the same initial weights on every rank (DDP also broadcasts them)
@@ -77,11 +77,13 @@ def fit_distributed(
     num_processes: int = 2,
     local_mode: bool = True,
     session: Any = None,
+    threads: int = 0,
 ) -> VisionModel:
     """Train like :func:`~mlscale.apps.vision.train_local.fit`, on ``num_processes`` DDP processes.
 
     ``session`` is the active ``SparkSession`` (TorchDistributor finds it
-    itself when None). GPU training through the distributor is not wired:
+    itself when None); ``threads`` is each process's torch threads (0: the
+    cores shared out among the processes). GPU training through the distributor is not wired:
     the processes train on the CPU.
     """
     params.validate()
@@ -91,7 +93,7 @@ def fit_distributed(
         _ = session.sparkContext  # TorchDistributor reads the active session; make sure it exists
     distributor = distributor_mod.TorchDistributor(num_processes=num_processes, local_mode=local_mode, use_gpu=False)
     try:
-        out = distributor.run(_worker, str(spec), str(data_dir), params.to_dict(), params.on_error)
+        out = distributor.run(_worker, str(spec), str(data_dir), params.to_dict(), params.on_error, threads)
     except Exception as err:  # a failed worker surfaces as RuntimeError/Py4J errors with the torchrun log
         lines = str(err).strip().splitlines()
         raise EngineError(f"distributed training failed: {lines[-1] if lines else repr(err)}") from None

@@ -21,7 +21,7 @@ from mlscale.apps.vision.train_local import fit
 from mlscale.registry import open_store
 
 #: CI-sized training: a narrow network, a few epochs on a few thousand images (seconds).
-FAST = VisionParams(epochs=3, width=8, batch_size=64, lr=0.005, threads=1, patience=0)
+FAST = VisionParams(epochs=3, width=8, batch_size=64, lr=0.005, patience=0)
 
 
 def subset(ds: ArrayDataset, n: int, offset: int = 0) -> ArrayDataset:
@@ -44,7 +44,7 @@ def fm_test(shared_data: Path) -> ArrayDataset:
 
 @pytest.fixture(scope="session")
 def small_model(fm_train: ArrayDataset) -> VisionModel:
-    return fit(fm_train, FAST, progress=False, log=None)
+    return fit(fm_train, FAST, threads=1, progress=False, log=None)
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""The vision application through the `mlscale` command: train, evaluate, predict, and bad files."""
+"""The vision application through the `mlscale` command: train, evaluate, precompute (batch inference), bad files."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def test_evaluate_and_predict(
     assert "accuracy" in capsys.readouterr().out
     out = tmp_path / "preds.parquet"
     status = main(
-        ["vision", "predict", "--model", "vision/folder", "--data", str(image_folder / "test"), "--out", str(out),
+        ["precompute", "vision", "--model", "vision/folder", "--data", str(image_folder / "test"), "--out", str(out),
          "--k", "3", "--registry", str(trained)]
     )  # fmt: skip
     assert status == 0
@@ -78,7 +78,7 @@ def test_a_bad_file_stops_training_with_its_name_or_is_skipped(
 
 def test_bad_flags_name_the_flag(image_folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["train", "vision", "--data", str(image_folder), "--name", "x", "--val-fraction", "2"]) == 64
-    assert "--val-fraction" in capsys.readouterr().err
+    assert "val_fraction: expected a share between 0 and 1" in capsys.readouterr().err
     assert main(["train", "vision", "--data", str(image_folder), "--name", "x", "--no-augment", "--epochs", "0"]) == 64
 
 
@@ -89,8 +89,8 @@ def test_predict_skips_bad_files_when_asked(trained: Path, tmp_path: Path, image
         (data / name).write_bytes(blob)
     out = tmp_path / "p.parquet"
     args = [
+        "precompute",
         "vision",
-        "predict",
         "--model",
         "folder",
         "--data",

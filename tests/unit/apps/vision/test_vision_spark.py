@@ -57,8 +57,10 @@ def test_local_and_spark_batch_predictions_agree(
 def test_torch_distributor_trains_the_same_kind_of_model(
     spark: SparkEngine, image_folder: Path, shared_data: Path
 ) -> None:
-    params = VisionParams(epochs=1, width=4, batch_size=32, threads=1)
-    model = fit_distributed(str(image_folder), params, data_dir=shared_data, num_processes=2, session=spark.session)
+    params = VisionParams(epochs=1, width=4, batch_size=32)
+    model = fit_distributed(
+        str(image_folder), params, data_dir=shared_data, num_processes=2, session=spark.session, threads=1
+    )
     assert len(model.history) == 1
     assert model.meta.labels[0] == "Ankle boot"  # class folders, sorted
     from mlscale.apps.vision.data import open_dataset

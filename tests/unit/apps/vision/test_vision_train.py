@@ -26,19 +26,19 @@ def test_small_subset_reaches_the_bar(small_model: VisionModel, fm_test: ArrayDa
 
 
 def test_the_same_seed_gives_the_same_model(fm_train: ArrayDataset) -> None:
-    params = VisionParams(epochs=1, width=4, batch_size=128, threads=1)
+    params = VisionParams(epochs=1, width=4, batch_size=128)
     data = subset(fm_train, 600)
-    a, b = fit(data, params, log=None), fit(data, params, log=None)
+    a, b = fit(data, params, threads=1, log=None), fit(data, params, threads=1, log=None)
     for (name, x), (_, y) in zip(a.net.state_dict().items(), b.net.state_dict().items(), strict=True):
         assert torch.equal(x, y), name
-    c = fit(data, VisionParams(epochs=1, width=4, batch_size=128, threads=1, seed=1), log=None)
+    c = fit(data, VisionParams(epochs=1, width=4, batch_size=128, seed=1), threads=1, log=None)
     assert not torch.equal(a.net.state_dict()["0.weight"], c.net.state_dict()["0.weight"])
 
 
 def test_early_stopping_keeps_the_best_epoch(fm_train: ArrayDataset) -> None:
     # A learning rate of ~0 never improves on the first epoch's validation accuracy by much: stop after patience.
-    params = VisionParams(epochs=6, width=4, batch_size=256, lr=1e-9, threads=1, patience=1, augment=False)
-    model = fit(subset(fm_train, 600), params, log=None)
+    params = VisionParams(epochs=6, width=4, batch_size=256, lr=1e-9, patience=1, augment=False)
+    model = fit(subset(fm_train, 600), params, threads=1, log=None)
     assert len(model.history) < 6
 
 

@@ -1,4 +1,4 @@
-"""The Apache Spark engine: the same training on ``local[*]`` or any cluster.
+"""The Apache Spark engine's session: the same training on ``local[*]`` or any cluster.
 
 ``SparkEngine(master="local[*]")`` is the embedded default; any master URL
 works (``spark://host:7077``, ``yarn``, ``k8s://...``). A checkpoint directory
@@ -155,7 +155,7 @@ class SparkEngine(Engine):
             os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # stay on loopback
             # Python workers must run this interpreter (its packages), not whatever `python3` is on PATH.
             os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-        log_conf = resources.files("mlscale.engines").joinpath("_spark_log4j2.properties")
+        log_conf = resources.files("mlscale.engines.spark").joinpath("log4j2.properties")
         builder = (
             SparkSession.builder.master(self.master)
             .appName(self.app_name)

@@ -1,4 +1,4 @@
-"""Byte-stream helpers: separator rewriting and trailer cutting across chunk edges."""
+"""Byte streams: the one opener (plain, gzip, one-file zip), separator rewriting, trailer cutting."""
 
 from __future__ import annotations
 
@@ -10,8 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from mlscale.data.formats._streams import ChunkStream, open_binary, replace_separator, stop_at_line
-from mlscale.errors import DataFormatError
+from mlscale.data.readers import InteractionReader
+from mlscale.data.streams import (
+    ChunkStream,
+    compression_of,
+    consumed_bytes,
+    open_binary,
+    replace_separator,
+    stop_at_line,
+)
+from mlscale.errors import DataError, DataFormatError
 
 
 def _chunks(data: bytes, size: int) -> Iterator[bytes]:
@@ -67,3 +75,37 @@ def test_open_binary_refuses_zip_with_two_files(tmp_path: Path) -> None:
         archive.writestr("b.csv", b"2\n")
     with pytest.raises(DataFormatError, match="exactly one file, found 2: a.csv, b.csv"):
         open_binary(tmp_path / "two.zip")
+
+
+def test_compression_and_consumed_bytes_follow_the_file_on_disk(tmp_path: Path) -> None:
+    data = b"".join(b"%d\t%d\n" % (i, i % 7) for i in range(50_000))
+    (tmp_path / "plain.tsv").write_bytes(data)
+    (tmp_path / "log.tsv").write_bytes(gzip.compress(data))
+    with zipfile.ZipFile(tmp_path / "log.zip", "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("log.tsv", data)
+    assert [compression_of(tmp_path / n) for n in ("plain.tsv", "log.tsv", "log.zip")] == [None, "gzip", "zip"]
+    for name in ("plain.tsv", "log.tsv", "log.zip"):
+        size = (tmp_path / name).stat().st_size
+        with open_binary(tmp_path / name) as stream:
+            assert stream.read(10) == data[:10]
+            assert consumed_bytes(stream) <= size
+            assert stream.read() == data[10:]
+            # The position is in the file on disk: at most its size, and all of it for plain text.
+            assert 0 < consumed_bytes(stream) <= size
+            if name == "plain.tsv":
+                assert consumed_bytes(stream) == size
+
+
+def test_open_binary_names_a_missing_file_or_a_folder(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="no such file"):
+        open_binary(tmp_path / "absent.csv")
+    with pytest.raises(DataError, match="is a folder"):
+        open_binary(tmp_path)
+
+
+def test_interaction_reader_reads_a_one_file_zip_through_the_opener(tmp_path: Path) -> None:
+    with zipfile.ZipFile(tmp_path / "ratings.zip", "w") as archive:
+        archive.writestr("ratings.csv", "userId,movieId,rating\n1,10,4.5\n2,10,3.0\n")
+    reader = InteractionReader(tmp_path / "ratings.zip")
+    assert reader.format.compression == "zip"
+    assert reader.read_all().column("user").to_pylist() == [1, 2]

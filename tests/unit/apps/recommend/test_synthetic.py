@@ -17,17 +17,11 @@ import pytest
 import scipy.sparse as sp
 
 from mlscale._cli import synth as synth_cli
+from mlscale.apps.recommend._profile import gini
+from mlscale.apps.recommend.profile import InteractionProfile, default_profile
+from mlscale.apps.recommend.synthetic import SCHEMA, default_sizes, generate
 from mlscale.cli import main
-from mlscale.data._profile import gini
-from mlscale.data.synthetic import (
-    SCHEMA,
-    InteractionProfile,
-    default_profile,
-    default_sizes,
-    generate,
-    write_csv,
-    write_parquet,
-)
+from mlscale.data.writers import write_csv, write_parquet
 from mlscale.errors import DataError, DataFormatError, ValidationError
 
 
@@ -58,7 +52,16 @@ def synthetic_100k() -> pa.Table:
     return _table(default_profile(), 100_000, seed=11)
 
 
-@pytest.mark.parametrize("name", ["mlscale.data.synthetic", "mlscale.data._profile", "mlscale._cli.synth"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "mlscale.apps.recommend.synthetic",
+        "mlscale.apps.recommend.profile",
+        "mlscale.apps.recommend._profile",
+        "mlscale.data.writers",
+        "mlscale._cli.synth",
+    ],
+)
 def test_doctests(name: str) -> None:
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0

@@ -1,7 +1,9 @@
-"""Byte-stream helpers shared by the file-format readers.
+"""Byte streams: the one place the data stage opens a file for reading.
 
 Files may be stored plain, gzip-compressed or as a zip archive holding one
-file; :func:`open_binary` hides the difference. :class:`ChunkStream` turns an
+file; :func:`open_binary` hides the difference (every reader of the tree opens
+its files with it), :func:`compression_of` says which it is and
+:func:`consumed_bytes` how far into the file on disk a stream has read. :class:`ChunkStream` turns an
 iterator of byte chunks into a read-only file object, so a reader can rewrite
 a stream on the fly (``::`` to a one-byte separator, a trailer cut off) and
 still hand it to Arrow's parsers without holding the whole file.
@@ -14,37 +16,83 @@ import io
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, cast
+from typing import IO, Literal, cast
 
 from mlscale.errors import DataError, DataFormatError
 
-__all__ = ["CHUNK_BYTES", "ChunkStream", "iter_chunks", "open_binary", "replace_separator", "stop_at_line"]
+__all__ = [
+    "CHUNK_BYTES",
+    "ChunkStream",
+    "Compression",
+    "compression_of",
+    "consumed_bytes",
+    "iter_chunks",
+    "open_binary",
+    "replace_separator",
+    "stop_at_line",
+]
 
 CHUNK_BYTES = 1 << 20
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZIP_MAGIC = b"PK\x03\x04"
 
+#: How a file is stored, from its first bytes (None: plain).
+Compression = Literal["gzip", "zip"] | None
+
+
+def _raw_open(path: Path) -> IO[bytes]:
+    try:
+        return path.open("rb")
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a folder, expected a file") from None
+    except OSError as err:
+        raise DataError(f"{path}: cannot open ({err.strerror})") from None
+
+
+def _kind(head: bytes) -> Compression:
+    if head.startswith(_GZIP_MAGIC):
+        return "gzip"
+    if head == _ZIP_MAGIC:
+        return "zip"
+    return None
+
+
+def compression_of(path: Path) -> Compression:
+    """``"gzip"``, ``"zip"`` or None (plain), from the first bytes of ``path``, not its name."""
+    with _raw_open(path) as raw:
+        return _kind(raw.read(4))
+
+
+def consumed_bytes(stream: IO[bytes]) -> int:
+    """Bytes of the file on disk read so far through ``stream`` (from :func:`open_binary`).
+
+    For gzip and zip that is the compressed position, which is what a progress
+    bar over the file's size needs.
+    """
+    # gzip.GzipFile keeps the file in ``fileobj``, zipfile.ZipExtFile in ``_fileobj``.
+    inner = getattr(stream, "fileobj", None) or getattr(stream, "_fileobj", None)
+    return int((inner or stream).tell())
+
 
 def open_binary(path: Path) -> IO[bytes]:
     """Open ``path`` for binary reading, decompressing gzip and single-file zip transparently.
 
-    The compression is detected from the first bytes, not the name.
+    The compression is detected from the first bytes, not the name. Errors of a
+    corrupt gzip stream (``EOFError``, ``zlib.error``, ``gzip.BadGzipFile``)
+    surface when reading, where the caller knows how far it got.
     """
-    try:
-        raw = path.open("rb")
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except OSError as err:
-        raise DataError(f"{path}: cannot open ({err.strerror})") from None
-    head = raw.read(4)
+    raw = _raw_open(path)
+    kind = _kind(raw.read(4))
     raw.seek(0)
-    if head.startswith(_GZIP_MAGIC):
-        raw.close()
+    if kind is None:
+        return raw
+    raw.close()
+    if kind == "gzip":
+        # Opened by name, so that closing the gzip stream closes the file too.
         return cast("IO[bytes]", gzip.open(path, "rb"))
-    if head == _ZIP_MAGIC:
-        raw.close()
-        return _open_zip_member(path)
-    return raw
+    return _open_zip_member(path)
 
 
 def _open_zip_member(path: Path) -> IO[bytes]:

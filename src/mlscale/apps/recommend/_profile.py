@@ -1,4 +1,4 @@
-"""The numbers behind :class:`mlscale.data.synthetic.InteractionProfile`.
+"""The numbers behind :class:`mlscale.apps.recommend.profile.InteractionProfile`.
 
 Fitting turns a real interaction log into a few short curves; sampling turns
 those curves back into per-user and per-item tables of any size. Everything

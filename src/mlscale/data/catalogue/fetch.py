@@ -2,7 +2,7 @@
 
 :func:`fetch_dataset` downloads each official archive once (HTTPS, urllib,
 a tqdm progress bar on stderr), rebuilds every file the catalogue can make from
-it (:class:`~mlscale.data.catalogue.Origin`: zip member, gunzip, CRLF to LF,
+it (:class:`~mlscale.data.catalogue.model.Origin`: zip member, gunzip, CRLF to LF,
 first N lines, re-gzip), checks every rebuilt file against the catalogue's
 checksums and only then moves the folder into place. On any failure nothing is
 left behind: the work happens in a hidden temporary folder of the data dir.
@@ -37,11 +37,12 @@ from urllib.parse import urlsplit
 from tqdm import tqdm
 
 from mlscale._version import __version__
-from mlscale.data.catalogue import DataFile, Dataset, Download, FileCheck, VerifyReport
-from mlscale.data.formats._streams import iter_chunks
+from mlscale.data.catalogue.load import get_dataset
+from mlscale.data.catalogue.model import DataFile, Dataset, Download, FileCheck, VerifyReport
+from mlscale.data.streams import iter_chunks
 from mlscale.errors import ConfigError, DataError, DatasetNotFoundError
 
-__all__ = ["DEFAULT_TIMEOUT", "MIRROR_ENV", "fetch_dataset", "mirror_url"]
+__all__ = ["DEFAULT_TIMEOUT", "MIRROR_ENV", "fetch", "fetch_dataset", "mirror_url"]
 
 #: Seconds to wait for a connection (and for each read) before giving up.
 DEFAULT_TIMEOUT = 10.0
@@ -57,6 +58,24 @@ def mirror_url(url: str, mirror: str | None) -> str:
         return url
     parts = urlsplit(url)
     return f"{mirror.rstrip('/')}/{parts.netloc}{parts.path}"
+
+
+def fetch(
+    name: str,
+    data_dir: Path | str,
+    *,
+    force: bool = False,
+    timeout: float = DEFAULT_TIMEOUT,
+    mirror: str | None = None,
+    progress: bool | None = None,
+) -> VerifyReport:
+    """Download data set ``name`` from its official source into ``<data_dir>/<name>/``.
+
+    See :func:`fetch_dataset` for the details (mirror, atomic install, checks).
+    """
+    return fetch_dataset(
+        get_dataset(name), Path(data_dir), force=force, timeout=timeout, mirror=mirror, progress=progress
+    )
 
 
 def fetch_dataset(
