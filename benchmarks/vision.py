@@ -9,7 +9,7 @@ machine the absolute figures are noisy):
   request, and against ONNX Runtime alone in a tight loop (one thread, preprocessed input) at
   batch sizes 1, 8 and 32: the ceiling of this CPU. Reports requests/s, p50/p99 and the mean
   micro-batch of ``mlscale serve``.
-- ``batch``: ``mlscale vision predict`` (:func:`~mlscale.apps.vision.predict.predict_local`) over a
+- ``batch``: ``mlscale precompute vision`` (:func:`~mlscale.apps.vision.predict.predict_local`) over a
   folder of PNGs, images/s, beside ONNX Runtime alone on the already-decoded images; with
   ``--spark``, :func:`~mlscale.apps.vision.predict.predict_spark` on ``local[2]`` too.
 - ``train``: seconds per epoch of :func:`~mlscale.apps.vision.train_local.fit` beside a plain
@@ -258,13 +258,13 @@ def _train_part(args: argparse.Namespace, data_dir: Path, session: Any) -> dict[
     assert isinstance(full, ArrayDataset)
     n = args.train_images
     data = ArrayDataset(full.images[:n], full.targets[:n], full.labels, where="subset")
-    params = VisionParams(epochs=1, threads=1)
+    params = VisionParams(epochs=1)
     torch.set_num_threads(1)
     train_idx, _, meta = prepare(data, params)
     train = ArrayDataset(data.images[train_idx], data.targets[train_idx], data.labels, where="train part")
     out: dict[str, Any] = {"images": n, "train_images": len(train_idx), "threads": 1}
     plain = _plain_epoch(train, params, meta)
-    model = fit(data, params, progress=False, log=None)
+    model = fit(data, params, threads=1, progress=False, log=None)
     out["plain_pytorch_s_per_epoch"] = round(plain, 2)
     out["mlscale_s_per_epoch"] = round(model.history[0]["seconds"], 2)  # training and validation
     out["overhead"] = round(model.history[0]["seconds"] / plain - 1, 3)
@@ -297,7 +297,7 @@ def run(args: argparse.Namespace) -> int:
     train = open_dataset("fashion-mnist", data_dir=data_dir)
     assert isinstance(train, ArrayDataset)
     sub = ArrayDataset(train.images[:2000], train.targets[:2000], train.labels, where="subset")
-    model = fit(sub, VisionParams(epochs=1, threads=1), progress=False, log=None)
+    model = fit(sub, VisionParams(epochs=1), threads=1, progress=False, log=None)
     store = open_store(registry)
     publish(store, "fm", model, metrics={}, engine="local", data_fingerprint="bench")
     art = read_artifact(store.load("vision/fm"))
