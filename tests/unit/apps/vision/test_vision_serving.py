@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from tests.unit.apps.vision.conftest import bad_images, png
 
-from mlscale.apps import get_application
+from mlscale.apps import build_predictor, get_application
 from mlscale.apps.vision.data import ArrayDataset
 from mlscale.apps.vision.model import VisionModel
 from mlscale.apps.vision.predictor import MAX_BODY
@@ -69,7 +69,7 @@ def _exchange(
 
 @pytest.fixture(scope="module")
 def app(vision_registry: Path) -> ServingApp:
-    return create_app(vision_registry, ["fm=vision/fm"])
+    return create_app(vision_registry, ["fm=vision/fm"], predictor_factory=build_predictor)
 
 
 def test_png_body_json_batch_and_pixels_agree(app: ServingApp, fm_test: ArrayDataset, small_model: VisionModel) -> None:
