@@ -20,6 +20,7 @@ the measured accuracy of both).
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +94,11 @@ def fit_distributed(
         _ = session.sparkContext  # TorchDistributor reads the active session; make sure it exists
     distributor = distributor_mod.TorchDistributor(num_processes=num_processes, local_mode=local_mode, use_gpu=False)
     try:
-        out = distributor.run(_worker, str(spec), str(data_dir), params.to_dict(), params.on_error, threads)
+        # TorchDistributor (pyspark 4.x) never closes the pipe of its torchrun child's output: the pipe is freed
+        # when its _execute_command returns, inside this call, with a ResourceWarning that is not ours to fix.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            out = distributor.run(_worker, str(spec), str(data_dir), params.to_dict(), params.on_error, threads)
     except Exception as err:  # a failed worker surfaces as RuntimeError/Py4J errors with the torchrun log
         lines = str(err).strip().splitlines()
         raise EngineError(f"distributed training failed: {lines[-1] if lines else repr(err)}") from None

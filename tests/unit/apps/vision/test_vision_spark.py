@@ -52,8 +52,7 @@ def test_local_and_spark_batch_predictions_agree(
         predict_spark(spark.session, art.onnx, art.meta, data, tmp_path / "s2.parquet")
 
 
-# TorchDistributor (pyspark 4.x) leaves the pipe of its torchrun output unclosed: an unraisable ResourceWarning.
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+# No filterwarnings here: fit_distributed silences the ResourceWarning of TorchDistributor's unclosed pipe.
 def test_torch_distributor_trains_the_same_kind_of_model(
     spark: SparkEngine, image_folder: Path, shared_data: Path
 ) -> None:
