@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from benchmarks import fleet, ingest, loadtest, overload, serve, soak, spark, threat, train
+from benchmarks import fleet, ingest, loadtest, overload, serve, soak, spark, threat, train, vision
 
 __all__ = ["main"]
 
@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     soak.add_parser(sub)
     overload.add_parser(sub)
     fleet.add_parser(sub)
+    vision.add_parser(sub)
     return parser
 
 

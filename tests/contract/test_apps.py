@@ -150,7 +150,7 @@ def test_train_publish_load_serve_and_load_test(
     with _served(served) as port:
         first = scenario.requests(np.random.default_rng(0), 1)[0]
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        conn.request(first.method, first.path, body=first.body, headers={"content-type": "application/json"})
+        conn.request(first.method, first.path, body=first.body, headers={"content-type": first.content_type})
         response = conn.getresponse()
         body = response.read()
         conn.close()

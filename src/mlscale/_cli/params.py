@@ -28,6 +28,19 @@ Without ``--model``, the family is the first one, or the first that takes every 
 ('auto', Auto(seed=0))
 >>> params_from_args({"auto": Auto, "knn": Knn}, parser.parse_args(["--k", "3"]))
 ('knn', Knn(k=3))
+
+A ``bool`` field is a ``--name/--no-name`` pair (``type=bool`` would take any
+word, ``False`` included, as true):
+
+>>> @dataclasses.dataclass(frozen=True)
+... class Aug:
+...     augment: bool = param(True, "flip")
+>>> parser = argparse.ArgumentParser()
+>>> add_params_arguments(parser, {"aug": Aug})
+>>> params_from_args({"aug": Aug}, parser.parse_args(["--no-augment"]))
+('aug', Aug(augment=False))
+>>> params_to_argv(Aug(augment=False))
+['--no-augment']
 """
 
 from __future__ import annotations
@@ -103,6 +116,10 @@ def add_params_arguments(
             shown += f"; {'/'.join(fam for fam, _ in owners)} only"
         text = f.metadata.get("help", "")
         helptext = argparse.SUPPRESS if f.metadata.get("hidden") else f"{text} (default: {shown})".strip()
+        if kind is bool:
+            action = argparse.BooleanOptionalAction
+            group.add_argument(_flag(f), dest=f"param_{name}", action=action, default=None, help=helptext)
+            continue
         group.add_argument(
             _flag(f),
             dest=f"param_{name}",
@@ -149,6 +166,8 @@ def params_to_argv(params: Any, family: str | None = None) -> list[str]:
     argv = [] if family is None else ["--model", family]
     for f in dataclasses.fields(params):
         value = getattr(params, f.name)
-        if value is not None:
+        if isinstance(value, bool):
+            argv.append(_flag(f) if value else f"--no-{_flag(f)[2:]}")
+        elif value is not None:
             argv += [_flag(f), str(value)]
     return argv

@@ -99,7 +99,14 @@ class Connection(asyncio.Protocol):
         self.close()
 
 
-def build_request(method: str, host: str, path: str, body: bytes | None, headers: dict[str, str]) -> bytes:
+def build_request(
+    method: str,
+    host: str,
+    path: str,
+    body: bytes | None,
+    headers: dict[str, str],
+    content_type: str = "application/json",
+) -> bytes:
     """The bytes of one HTTP/1.1 request (prepared once, sent many times)."""
     lines = [
         f"{method} {path} HTTP/1.1",
@@ -109,6 +116,6 @@ def build_request(method: str, host: str, path: str, body: bytes | None, headers
     ]
     lines += [f"{k}: {v}" for k, v in headers.items()]
     if body is not None:
-        lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
+        lines += [f"Content-Type: {content_type}", f"Content-Length: {len(body)}"]
     head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
     return head + (body or b"")

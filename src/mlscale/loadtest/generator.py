@@ -490,7 +490,9 @@ class LoadGenerator:
         hdrs = dict(headers or {})
         self._raw = [
             (
-                build_request(r.method, self.target.netloc, self.target.base_path + r.path or "/", r.body, hdrs),
+                build_request(
+                    r.method, self.target.netloc, self.target.base_path + r.path or "/", r.body, hdrs, r.content_type
+                ),
                 r.kind,
             )
             for r in requests

@@ -49,12 +49,16 @@ __all__ = ["PlainScenario", "Request", "Scenario", "ScenarioSpec"]
 
 @dataclass(frozen=True, slots=True)
 class Request:
-    """One request of a scenario's pool; ``kind`` labels it in the report (``single``, ``batch``...)."""
+    """One request of a scenario's pool; ``kind`` labels it in the report (``single``, ``batch``...).
+
+    ``content_type`` is sent with a body (an image action takes ``image/png``, say).
+    """
 
     method: str
     path: str
     body: bytes | None = None
     kind: str = "request"
+    content_type: str = "application/json"
 
 
 class Scenario(abc.ABC):

@@ -29,6 +29,7 @@ from mlscale.serve._metrics import BATCH_BUCKETS, Metrics
 from mlscale.serve._models import LiveModel, ModelSlot
 from mlscale.serve._openapi import openapi_document
 from mlscale.serve.mount import Mount
+from mlscale.serve.predictor import Action
 
 __all__ = ["ServeMetrics", "ServingApp"]
 
@@ -317,7 +318,12 @@ class ServingApp:
                 if req.method != b"POST":
                     self._error(req, route, 405, "use POST with a JSON body", headers=((b"allow", b"POST"),))
                     return
-                request = self._decode(live, parts[1], req.body)
+                if action.from_body is None:
+                    request = self._decode(live, parts[1], req.body)
+                else:
+                    request = self._decode_body(req, route, live, action, query)
+                    if request is None:
+                        return
             else:
                 if req.method not in (b"GET", b"HEAD") or action.from_path is None:
                     allow = b"GET, HEAD" if action.from_path is not None else b"POST"
@@ -351,6 +357,25 @@ class ServingApp:
             raise ValidationError(str(err), field=_msgspec_field(str(err))) from None
         except msgspec.DecodeError as err:
             raise _BadRequestError(f"malformed JSON: {err}") from None
+
+    def _decode_body(self, req: Request, route: str, live: LiveModel, action: Action[Any], query: bytes) -> Any:
+        """JSON, or one of the action's own content types through ``from_body``; None when answered (413, 415)."""
+        if action.max_body is not None and len(req.body) > action.max_body:
+            limit = f"this action's limit of {action.max_body} bytes"
+            self._error(req, route, 413, f"the body ({len(req.body)} bytes) is larger than {limit}")
+            return None
+        raw = req.content_type or b""
+        kind = raw.partition(b";")[0].strip().lower().decode("latin-1")
+        if kind in ("", "application/json"):
+            return self._decode(live, action.name, req.body)
+        if kind not in action.content_types:
+            accepted = ", ".join(("application/json", *action.content_types))
+            self._error(req, route, 415, f"Content-Type {kind!r} is not accepted here; send one of: {accepted}")
+            return None
+        if not req.body:
+            raise _BadRequestError(f"expected a {kind} body")
+        assert action.from_body is not None
+        return action.from_body(req.body, kind, self._query(query) if query else {})
 
     @staticmethod
     def _query(query: bytes) -> dict[str, str]:
@@ -456,6 +481,8 @@ class ServingApp:
                 req.authorization = value
             elif name == b"x-request-timeout-ms":
                 req.timeout_ms = value
+            elif name == b"content-type":
+                req.content_type = value
         req.body = bytes(body)
         self.handle(req)
         status, payload, headers, content_type = await conn.done

@@ -70,6 +70,7 @@ class Request:
         "authorization",
         "body",
         "conn",
+        "content_type",
         "keep_alive",
         "method",
         "response",
@@ -85,6 +86,7 @@ class Request:
         self.url = b""
         self.authorization: bytes | None = None
         self.timeout_ms: bytes | None = None
+        self.content_type: bytes | None = None
         self.body = b""
         self.keep_alive = True
         self.response: bytes | None = None
@@ -243,6 +245,8 @@ class Connection(asyncio.Protocol):
                 raise _TooLargeError(f"the body ({size} bytes) is larger than the limit of {limits.max_body} bytes")
         elif lname == b"x-request-timeout-ms":
             req.timeout_ms = value
+        elif lname == b"content-type":
+            req.content_type = value
         elif lname == b"expect" and value.lower() == b"100-continue" and self.transport is not None:
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 

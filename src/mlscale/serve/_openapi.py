@@ -35,6 +35,7 @@ _ERRORS = {
     "404": _error("no such model or action"),
     "405": _error("method not allowed on this route"),
     "413": _error("the body is larger than the limit, or the request asks for more work than one request may"),
+    "415": _error("a Content-Type the action does not take"),
     "422": _error("a field has the wrong type or is out of range (`field` names it)"),
     "503": _error("overloaded or the deadline cannot be met: retry after `Retry-After` seconds"),
 }
@@ -143,15 +144,16 @@ def openapi_document(slots: Mapping[str, ModelSlot], *, secured: bool) -> bytes:
         models = {**name_param, "schema": {"type": "string", "enum": sorted(actions[action])}}
         ok = _json("one result per request, in order", schemas[2 * i + 1])
         errors = {c: _ERRORS[c] for c in ("400", "404", "413", "422", "503")}
+        body: dict[str, Any] = {"application/json": {"schema": schemas[2 * i]}}
+        if one_action.content_types:
+            errors = {**errors, "415": _ERRORS["415"]}
+            body.update({t: {"schema": {"type": "string", "format": "binary"}} for t in one_action.content_types})
         paths[f"/v1/models/{{name}}/{action}"] = {
             "parameters": [models],
             "post": {
                 "summary": one_action.summary,
                 "parameters": [timeout_param],
-                "requestBody": {
-                    "required": True,
-                    "content": {"application/json": {"schema": schemas[2 * i]}},
-                },
+                "requestBody": {"required": True, "content": body},
                 "responses": {"200": ok, **errors},
             },
         }

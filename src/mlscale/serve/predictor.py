@@ -5,8 +5,9 @@ the *predictor factory* its caller injected (``mlscale serve`` passes the
 model's application's ``Application.predictor``) and gets a :class:`Predictor`.
 A predictor names the :class:`Action` objects it answers; each becomes
 ``POST /v1/models/{name}/{action}`` (a JSON body decoded straight into
-``request_type``) and, when ``from_path`` is given, a ``GET
-/v1/models/{name}/{action}/{key}`` form for one key. The service coalesces
+``request_type``, or, for the ``content_types`` an action lists, a raw body
+such as an image handed to ``from_body``) and, when ``from_path`` is given, a
+``GET /v1/models/{name}/{action}/{key}`` form for one key. The service coalesces
 concurrent requests into micro-batches and hands each batch to ``run`` in one
 call, so an application only has to be fast on a list of requests.
 
@@ -56,6 +57,14 @@ class Action(Generic[R]):
     request from ``GET .../{key}?query`` (``query`` holds the decoded
     parameters); ``path_key`` and ``query_params`` (name -> description)
     document that form in ``/openapi.json``.
+
+    ``content_types`` (such as ``("image/png", "image/jpeg")``) are the
+    non-JSON bodies the action takes: a POST with one of them goes to
+    ``from_body(body, content_type, query)`` instead of the JSON decoder (raise
+    an :class:`~mlscale.errors.MlscaleError` with a 4xx ``http_status`` for an
+    undecodable body); any other type but JSON gets a 415. ``max_body``, when
+    set, is the action's own body limit in bytes (413 past it), below the
+    server's.
     """
 
     name: str
@@ -67,6 +76,9 @@ class Action(Generic[R]):
     from_path: Callable[[str, Mapping[str, str]], R] | None = None
     path_key: str = "key"
     query_params: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    content_types: tuple[str, ...] = ()
+    from_body: Callable[[bytes, str, Mapping[str, str]], R] | None = None
+    max_body: int | None = None
 
 
 class Predictor(abc.ABC):

@@ -84,3 +84,20 @@ def test_literal_and_optional_fields_become_typed_flags() -> None:
     assert params_from_args({"p": P}, parser.parse_args(["--mode", "b", "--bins", "3"]))[1] == P("b", 3)
     with pytest.raises(SystemExit):
         parser.parse_args(["--mode", "c"])
+
+
+def test_a_bool_field_is_a_flag_pair_and_false_is_false() -> None:
+    # With type=bool, `--augment False` parsed as True (bool("False")); a bool field is `--x/--no-x` instead.
+    @dataclass(frozen=True)
+    class Flip:
+        augment: bool = param(True, "random flips")
+
+    parser = argparse.ArgumentParser()
+    add_params_arguments(parser, {"flip": Flip})
+    assert params_from_args({"flip": Flip}, parser.parse_args([]))[1] == Flip(True)
+    assert params_from_args({"flip": Flip}, parser.parse_args(["--no-augment"]))[1] == Flip(False)
+    assert params_from_args({"flip": Flip}, parser.parse_args(["--augment"]))[1] == Flip(True)
+    for value in (True, False):
+        assert params_from_args({"flip": Flip}, parser.parse_args(params_to_argv(Flip(value))))[1] == Flip(value)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--augment", "False"])
