@@ -71,3 +71,16 @@ def test_lines_longer_than_a_block_are_read(tmp_path: Path) -> None:
     table = reader.read_all()
     assert table.column("rating").to_pylist() == [3.0, 6.0]
     assert np.array_equal(table.column("user").to_numpy(), [1, 4])
+
+
+def test_skipped_timestamps_come_back_null_and_other_columns_equal(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text("user,item,rating,timestamp\n" + "".join(f"{u},{u % 7},2.5,{1000 + u}\n" for u in range(9000)))
+    full = InteractionReader(path, block_bytes=4096).read_all()
+    reader = InteractionReader(path, block_bytes=4096)
+    reader.skip_timestamps()
+    lean = reader.read_all()
+    assert full.column("timestamp").null_count == 0
+    assert lean.column("timestamp").null_count == 9000
+    assert lean.schema == full.schema
+    assert lean.drop_columns(["timestamp"]).equals(full.drop_columns(["timestamp"]))

@@ -181,16 +181,8 @@ class MatrixBuilder:
             data = np.empty(nnz, dtype=np.float32)
             cursor = indptr[:-1].astype(np.int64)
             for u, i, v in self._chunks():
-                order = np.argsort(u, kind="stable")
-                us = u[order]
-                starts = np.flatnonzero(np.r_[True, us[1:] != us[:-1]])
-                sizes = np.diff(np.r_[starts, us.size])
-                rank = np.arange(us.size) - np.repeat(starts, sizes)
-                pos = cursor[us] + rank
-                indices[pos] = i[order]
-                data[pos] = v[order]
-                cursor[us[starts]] += sizes
-                del order, us, rank, pos, u, i, v
+                _scatter(u, i, v, cursor, indices, data)
+                del u, i, v
             csr: sp.csr_matrix = sp.csr_matrix((data, indices, indptr), shape=(n_users, n_items))  # type: ignore[arg-type]
             # Each row's columns sorted in place on every core (the costliest step after parsing), then repeats merged.
             sort_rows(csr, workers=default_workers())
@@ -206,6 +198,45 @@ class MatrixBuilder:
             self._spill = None
 
 
+def _scatter(
+    u: npt.NDArray[np.int32],
+    i: npt.NDArray[np.int32],
+    v: npt.NDArray[np.float32],
+    cursor: npt.NDArray[np.int64],
+    indices: npt.NDArray[np.int32],
+    data: npt.NDArray[np.float32],
+) -> None:
+    """Put one chunk's triples at their rows' next free slots (``cursor``, advanced).
+
+    Logs grouped by user (one user's rows together, as most exports are) take
+    the fast paths: no sort, and when the chunk's rows are consecutive slots
+    of the matrix, two plain copies instead of a scatter.
+    """
+    if u.size == 0:
+        return
+    grouped = bool((u[1:] >= u[:-1]).all())
+    if grouped:
+        us, ii, vv = u, i, v
+    else:
+        order = np.argsort(u, kind="stable")
+        us, ii, vv = u[order], i[order], v[order]
+        del order
+    starts = np.flatnonzero(np.r_[True, us[1:] != us[:-1]])
+    sizes = np.diff(np.r_[starts, us.size])
+    rows = us[starts]
+    first = cursor[rows]
+    if grouped and bool((first[1:] == first[:-1] + sizes[:-1]).all()):
+        # The chunk fills one run of slots, in order.
+        at = int(first[0])
+        indices[at : at + us.size] = ii
+        data[at : at + us.size] = vv
+    else:
+        pos = np.repeat(first - starts, sizes) + np.arange(us.size)
+        indices[pos] = ii
+        data[pos] = vv
+    cursor[rows] += sizes
+
+
 def _id_type_of(batch: pa.RecordBatch) -> pa.DataType:
     return batch.schema.field("user").type
 
@@ -217,7 +248,15 @@ def ingest_matrix(
     spill_dir: str | Path | None = None,
     on_batch: Callable[[pa.RecordBatch], None] | None = None,
 ) -> InteractionMatrix:
-    """Build an :class:`InteractionMatrix` from a stream of interaction batches."""
+    """Build an :class:`InteractionMatrix` from a stream of interaction batches.
+
+    The matrix has no use for event times: a reader or stream that can skip
+    parsing them (``skip_timestamps()``) is told to, so ``on_batch`` then sees
+    null timestamps.
+    """
+    skip = getattr(batches, "skip_timestamps", None)
+    if callable(skip):
+        skip()
     builder: MatrixBuilder | None = None
     try:
         for batch in batches:
