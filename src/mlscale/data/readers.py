@@ -2,9 +2,10 @@
 
 The reader never holds a whole file: it cuts the text (plain, gzip or a
 one-file zip, opened by :func:`mlscale.data.streams.open_binary`) into blocks
-of whole lines, parses each block with Arrow's multi-threaded CSV parser and
-yields one :class:`pyarrow.RecordBatch` per block, always with the same
-schema:
+of whole lines, parses each block with Arrow's CSV parser and yields one
+:class:`pyarrow.RecordBatch` per block, in file order, always with the same
+schema (plain UTF-8 files are cut by :mod:`mlscale.data.lineblocks` and their
+blocks parsed side by side on every core by :mod:`mlscale.data.pipeline`):
 
 ========== ====================== ==============================================
 column     type                   meaning

@@ -7,10 +7,12 @@ The build is two passes over a spill file: pass one maps ids to indices
 (in order of first appearance), counts each user's interactions and appends
 the index triples to a scratch file once the in-memory buffer passes half of
 ``memory_budget``; pass two allocates the final CSR arrays once and scatters
-the triples into place a budget-sized chunk at a time. Peak memory is thus the
-final matrix plus the id maps plus about ``memory_budget``, whatever the input
-size. Duplicate (user, item) pairs are summed: repeated implicit feedback is
-more confidence.
+the triples into place a budget-sized chunk at a time (a chunk of a log grouped
+by user needs no sort, often only two plain copies), then sorts each row's
+columns in place on every core (:mod:`mlscale.apps.recommend.rowsort`). Peak
+memory is thus the final matrix plus the id maps plus about ``memory_budget``,
+whatever the input size. Duplicate (user, item) pairs are summed: repeated
+implicit feedback is more confidence.
 
 >>> import numpy as np, pyarrow as pa
 >>> from mlscale.data.readers import interaction_schema
