@@ -25,13 +25,18 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
+# Each block in flight holds its text and its parse (a few times the text), beside the ingest's memory
+# budget: a cap keeps that bounded on a big machine (4 x 4 MiB blocks: tens of MiB).
+_MAX_WORKERS = 4
+
+
 def default_workers() -> int:
-    """Worker threads for CPU-bound parsing: the cores this process may use (at most 8)."""
+    """Worker threads for CPU-bound parsing: the cores this process may use (at most 4)."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
         cores = os.cpu_count() or 1
-    return max(1, min(cores, 8))
+    return max(1, min(cores, _MAX_WORKERS))
 
 
 def ordered_map(fn: Callable[[T], R], items: Iterable[T], *, workers: int, ahead: int | None = None) -> Iterator[R]:

@@ -353,7 +353,7 @@ class InteractionReader:
 
     # -- text blocks ------------------------------------------------------------
 
-    #: Threads parsing blocks side by side (plain UTF-8 files); None: one per core (at most 8).
+    #: Threads parsing blocks side by side (plain UTF-8 files); None: one per core (at most 4).
     parse_workers: int | None = None
     #: False when the consumer ignores event times: plain files then leave the timestamp column
     #: unparsed (null), about a sixth less parsing. See :meth:`skip_timestamps`.
