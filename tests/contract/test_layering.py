@@ -48,6 +48,10 @@ def test_the_tree_keeps_every_contract() -> None:
         ("loadtest/runner.py", "import mlscale.serve", "Layers"),
         ("apps/threat/rank.py", "import mlscale._cli.verbs", "Layers"),
         ("registry/_ref.py", "import mlscale.engines", "Layers"),
+        ("apps/threat/rank.py", "import mlscale.console", "Layers"),
+        ("serve/_app.py", "import mlscale.console", "No stage imports an application"),
+        ("deploy/kubernetes.py", "import mlscale.serve", "Layers"),
+        ("deploy/kubernetes.py", "import mlscale.apps.threat", "No stage imports an application"),
     ],
 )
 def test_a_wrong_import_breaks_a_contract(tmp_path: Path, module: str, bad_import: str, contract: str) -> None:

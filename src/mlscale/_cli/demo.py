@@ -43,7 +43,7 @@ def _demo(args: argparse.Namespace) -> int:
     # ``cli_main`` default) rather than imported, so this module does not import the module that imports it.
     main: Main = args.cli_main
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="mlscale-demo-"))
-    registry = args.registry or work / "registry"
+    registry: str = args.registry or str(work / "registry")
     data = ["--data-dir", str(_common.data_dir(args))]
     reg = ["--registry", str(registry)]
     from mlscale.data.catalogue import get_dataset
@@ -106,7 +106,7 @@ def _demo(args: argparse.Namespace) -> int:
     return status
 
 
-def _serve_and_load(main: Main, work: Path, registry: Path, data_dir: Path, n: int) -> int:
+def _serve_and_load(main: Main, work: Path, registry: str, data_dir: Path, n: int) -> int:
     """Serve the model on a free loopback port and put a short open-loop load test on it."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

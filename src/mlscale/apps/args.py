@@ -15,13 +15,12 @@ __all__ = ["add_data_dir_arg", "add_registry_arg", "data_dir", "registry_root"]
 
 
 def add_registry_arg(parser: argparse.ArgumentParser) -> None:
-    """``--registry DIR`` (default: the ``registry`` setting)."""
+    """``--registry DIR|URI`` (default: the ``registry`` setting); kept a string so ``s3://`` survives."""
     parser.add_argument(
         "--registry",
-        metavar="DIR",
-        type=Path,
+        metavar="DIR|URI",
         default=None,
-        help="model registry folder (default: $MLSCALE_REGISTRY, else a per-user data folder)",
+        help="model registry: a folder or s3://BUCKET/PREFIX (default: $MLSCALE_REGISTRY, else a per-user data folder)",
     )
 
 
@@ -36,9 +35,9 @@ def add_data_dir_arg(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def registry_root(args: argparse.Namespace) -> Path:
-    """The registry folder the flags name."""
-    given: Path | None = getattr(args, "registry", None)
+def registry_root(args: argparse.Namespace) -> str:
+    """The registry the flags name: a folder or a URI, as :func:`~mlscale.registry.open_store` takes it."""
+    given: str | None = getattr(args, "registry", None)
     return given if given is not None else load_settings().registry
 
 

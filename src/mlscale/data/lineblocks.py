@@ -4,8 +4,10 @@
 (``readinto``), so a block costs one copy from the page cache and nothing is
 joined or sliced afterwards; only the partial last line is carried over to the
 next block. A line longer than a block makes that block longer (it never
-loops on it). :func:`count_lines` counts ``\\n`` with NumPy, which releases the
-GIL, so a worker thread can do it while another thread works.
+loops on it), up to ``max_line_bytes``: a longer line raises
+:class:`LineTooLongError` after every block before it was yielded.
+:func:`count_lines` counts ``\\n`` with NumPy, which releases the GIL, so a worker
+thread can do it while another thread works.
 
 >>> import io
 >>> [bytes(b) for b in line_blocks(io.BytesIO(b"a,1\\nbb,2\\nc,3"), 6)]
@@ -21,9 +23,17 @@ from typing import IO
 
 import numpy as np
 
-__all__ = ["count_lines", "line_blocks"]
+__all__ = ["LineTooLongError", "count_lines", "line_blocks"]
 
 _NEWLINE = 10
+
+
+class LineTooLongError(ValueError):
+    """A line longer than ``max_line_bytes``: it starts right after the last block yielded."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"a line longer than {limit:,} bytes")
+        self.limit = limit
 
 
 def count_lines(block: bytes | bytearray | memoryview) -> int:
@@ -31,7 +41,7 @@ def count_lines(block: bytes | bytearray | memoryview) -> int:
     return int(np.count_nonzero(np.frombuffer(block, dtype=np.uint8) == _NEWLINE))
 
 
-def line_blocks(fh: IO[bytes], block_bytes: int) -> Iterator[bytearray]:
+def line_blocks(fh: IO[bytes], block_bytes: int, max_line_bytes: int | None = None) -> Iterator[bytearray]:
     """Yield blocks of about ``block_bytes`` bytes, each ending with a complete line.
 
     The last block gets a ``\\n`` when the stream does not end with one; an
@@ -63,7 +73,10 @@ def line_blocks(fh: IO[bytes], block_bytes: int) -> Iterator[bytearray]:
                 yield buf
             return
         if cut == 0:
-            # No line end in the whole block: keep reading this line into a bigger block.
+            # No line end in the whole block: keep reading this line into a bigger block,
+            # up to the limit (a binary or one-line JSON file would grow it without bound).
+            if max_line_bytes is not None and got > max_line_bytes:
+                raise LineTooLongError(max_line_bytes)
             carry = bytes(buf)
             continue
         carry = bytes(buf[cut:])

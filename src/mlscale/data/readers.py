@@ -1,5 +1,8 @@
 """Stream interaction logs (user, item, rating, timestamp) from text or Parquet files.
 
+(About 700 lines, over the usual 600: sniffing, cutting blocks of whole lines and the checked slow path
+that names every bad row share the line bookkeeping; split apart, each would need it passed around.)
+
 The reader never holds a whole file: it cuts the text (plain, gzip or a
 one-file zip, opened by :func:`mlscale.data.streams.open_binary`) into blocks
 of whole lines, parses each block with Arrow's CSV parser and yields one
@@ -21,7 +24,8 @@ detected, and so is a header line. Columns are found by name in a header
 (``userId``, ``user_id``, ``reviewerID``, ``movieId``, ``artistID``...) or by
 position (user, item, rating, timestamp) without one.
 
-Bad rows never pass silently. In ``on_error="raise"`` mode (the default) the
+Bad rows never pass silently (a rating that is NaN, infinite or negative is a
+bad row too: no model can use it). In ``on_error="raise"`` mode (the default) the
 first one stops the read with a :class:`~mlscale.errors.DataFormatError` naming
 the file, the line and the reason; with ``on_error="skip"`` they are dropped,
 counted in :attr:`InteractionReader.bad_rows` and the first ones kept as
@@ -45,7 +49,7 @@ import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import IO, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -53,12 +57,13 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from mlscale.data.lineblocks import count_lines, line_blocks
+from mlscale.data.lineblocks import LineTooLongError, count_lines, line_blocks
 from mlscale.data.pipeline import default_workers, ordered_map
 from mlscale.data.streams import Compression, compression_of, consumed_bytes, open_binary
 from mlscale.errors import DataError, DataFormatError, ValidationError
 
 __all__ = [
+    "DEFAULT_MAX_LINE_BYTES",
     "BadRow",
     "IdType",
     "InteractionReader",
@@ -75,6 +80,10 @@ OnError = Literal["raise", "skip"]
 # parser's threads to pay off; parsing holds about 12x the block, so larger
 # blocks cost memory without measured speed (benchmarks/README.md).
 DEFAULT_BLOCK_BYTES = 4 << 20
+#: Longest line the reader accepts. A longer one is not an interaction row (a
+#: binary or one-line JSON file): the reader stops with an error naming the line
+#: instead of growing its buffer without bound.
+DEFAULT_MAX_LINE_BYTES = 64 << 20
 _MAX_EXAMPLES = 10
 _SEPARATORS = ("::", "\t", ",", ";", "|", " ")
 # Arrow's parser takes one byte as delimiter, so "::" is rewritten to this one
@@ -102,7 +111,10 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "timestamp": ("timestamp", "ts", "time", "unixreviewtime", "datetime", "date", "event_time"),
 }
 _ROLES = ("user", "item", "rating", "timestamp")
-_INT_RE = r"^\s*[+-]?\d{1,18}\s*$"
+# Up to 19 digits: every int64 id fits (the few 19-digit values beyond int64 are
+# refused by _int64_ok, not read as strings).
+_INT_RE = r"^\s*[+-]?\d{1,19}\s*$"
+_INT64_MAX = (1 << 63) - 1
 _FLOAT_RE = r"^\s*([+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?(inf|nan))\s*$"
 
 
@@ -153,6 +165,21 @@ class _Roles:
         return [n for n in (self.user, self.item, self.rating, self.timestamp) if n is not None]
 
 
+def _int64_ok(value: str) -> bool:
+    """Whether an integer literal (already matched by _INT_RE) fits in int64."""
+    return -_INT64_MAX - 1 <= int(value) <= _INT64_MAX
+
+
+def _nul_line(path: Path, block: bytes, start_line: int) -> DataFormatError:
+    at = block.find(b"\x00")
+    return DataFormatError(
+        "a NUL byte in the text: this is not a UTF-8 text file (binary, or UTF-16)",
+        path=str(path),
+        line=start_line + block.count(b"\n", 0, at),
+        hint="convert it to UTF-8 text first (for UTF-16: iconv -f UTF-16 -t UTF-8)",
+    )
+
+
 def _read_head(path: Path, nbytes: int = 64 << 10) -> bytes:
     try:
         with open_binary(path) as fh:
@@ -190,6 +217,10 @@ def sniff_format(
     """Guess separator, header and compression of a delimited text file."""
     compression = compression_of(path)
     head = _read_head(path)
+    if encoding.lower().replace("-", "") in ("utf8", "ascii"):
+        head = head.removeprefix(b"\xef\xbb\xbf")  # a BOM is not part of the first column's name
+        if b"\x00" in head:
+            raise _nul_line(path, head, 1)
     text = head.decode(encoding, errors="replace")
     lines = [ln.rstrip("\r") for ln in text.split("\n")]
     if len(head) == 64 << 10 and len(lines) > 1:
@@ -260,7 +291,9 @@ class InteractionReader:
 
     Parameters are all optional: the format is sniffed from the file.
     ``id_type="auto"`` reads ids as integers when the first data row's ids are
-    integers, else as strings; a later non-integer id is then a bad row.
+    integers that fit in int64, else as strings; a later non-integer id is then
+    a bad row. A line longer than ``max_line_bytes`` stops the read with a
+    :class:`~mlscale.errors.DataFormatError` naming it.
     """
 
     def __init__(
@@ -278,10 +311,12 @@ class InteractionReader:
         on_error: OnError = "raise",
         block_bytes: int = DEFAULT_BLOCK_BYTES,
         encoding: str = "utf-8",
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     ) -> None:
         self.path = Path(path)
         self.on_error: OnError = on_error
         self.block_bytes = block_bytes
+        self.max_line_bytes = max_line_bytes
         self.bad_rows = 0
         self.bad_examples: list[BadRow] = []
         self.rows = 0
@@ -390,10 +425,13 @@ class InteractionReader:
         read.use_threads = False  # the blocks run side by side instead
         convert.include_columns = list(types)
         header = self.format.header
+        rating = self.roles.rating
         unread = pa.int64() if stamp is not None and stamp not in types else None
 
-        def work(job: tuple[bool, bytearray]) -> tuple[int, int, bytearray, pa.RecordBatch | None]:
+        def work(job: tuple[bool, bytearray | None]) -> tuple[int, int, bytearray | None, pa.RecordBatch | None]:
             first, block = job
+            if block is None:  # the line past max_line_bytes: reported in order by the loop below
+                return 0, 0, None, None
             lines, skipped = count_lines(block), 0
             if first:
                 if block.startswith(b"\xef\xbb\xbf"):
@@ -401,22 +439,47 @@ class InteractionReader:
                 if header:
                     del block[: block.find(b"\n") + 1]
                     skipped = 1
+            if block.find(b"\x00") >= 0:
+                return lines, skipped, block, _NUL
             if not block.strip():
                 return lines, skipped, block, _EMPTY
+            opts = read
+            if len(block) > read.block_size:
+                # A block grown around a line longer than the usual block: Arrow's block must hold it.
+                opts = self._csv_options(types, size=len(block))[0]
+                opts.use_threads = False
             try:
-                table = pacsv.read_csv(pa.py_buffer(block), read, parse, convert)
+                table = pacsv.read_csv(pa.py_buffer(block), opts, parse, convert)
             except pa.ArrowInvalid:
                 return lines, skipped, block, None
+            if rating is not None and not _ratings_ok(table.column(rating)).all():
+                return lines, skipped, block, None  # NaN, inf or negative: the checked path names the rows
             if unread is not None:
                 table = table.append_column(pa.field(stamp, unread), pa.nulls(table.num_rows, unread))
             return lines, skipped, block, self._to_batch(table)
 
+        def jobs(fh: IO[bytes]) -> Iterator[tuple[bool, bytearray | None]]:
+            try:
+                for k, block in enumerate(line_blocks(fh, self.block_bytes, self.max_line_bytes)):
+                    yield k == 0, block
+            except LineTooLongError:
+                # Queued after the blocks before it, so a bad row earlier in the file is reported first.
+                yield False, None
+
         line = 1
         workers = self.parse_workers or default_workers()
         with open_binary(self.path) as fh:
-            jobs = ((k == 0, b) for k, b in enumerate(line_blocks(fh, self.block_bytes)))
-            for lines, skipped, block, batch in ordered_map(work, jobs, workers=workers):
+            for lines, skipped, block, batch in ordered_map(work, jobs(fh), workers=workers):
                 self.bytes_read = consumed_bytes(fh)
+                if block is None:
+                    raise DataFormatError(
+                        f"a line longer than {self.max_line_bytes:,} bytes: not an interaction row",
+                        path=str(self.path),
+                        line=line,
+                        hint="check the file is the interaction log (not binary or one-line JSON)",
+                    )
+                if batch is _NUL:
+                    raise _nul_line(self.path, bytes(block), line + skipped)
                 if batch is None:
                     batch = self._parse_block(bytes(block), line + skipped)
                 line += lines
@@ -429,6 +492,7 @@ class InteractionReader:
         if id_type == "str":
             return pa.string()
         head = _read_head(self.path).decode(self.format.encoding, errors="replace")
+        head = head.removeprefix("\ufeff")
         lines = [ln for ln in head.split("\n") if ln.strip()]
         if self.format.header:
             lines = lines[1:]
@@ -441,7 +505,7 @@ class InteractionReader:
             for c in (self.roles.user, self.roles.item)
             if cols.index(c) < len(fields)
         ]
-        return pa.int64() if all(re.match(_INT_RE, v) for v in ids) else pa.string()
+        return pa.int64() if all(re.match(_INT_RE, v) and _int64_ok(v) for v in ids) else pa.string()
 
     def _blocks(self) -> Iterator[tuple[int, bytes]]:
         """Yield (first line number, bytes of whole lines) blocks of the file."""
@@ -453,10 +517,11 @@ class InteractionReader:
         fh = open_binary(self.path)
         try:
             eof = False
+            want = self.block_bytes
             while not eof:
                 parts = [carry]
                 size = len(carry)
-                while size < self.block_bytes:
+                while size < want:
                     try:
                         chunk = fh.read(piece)
                     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
@@ -481,8 +546,19 @@ class InteractionReader:
                     return
                 cut = data.rfind(b"\n") + 1
                 if cut == 0:
+                    # One line longer than the block: read on (the old loop
+                    # re-read nothing and spun forever), up to the line limit.
+                    if len(data) > self.max_line_bytes:
+                        raise DataFormatError(
+                            f"a line longer than {self.max_line_bytes:,} bytes: not an interaction row",
+                            path=str(self.path),
+                            line=line,
+                            hint="check the file is the interaction log (not binary or one-line JSON)",
+                        )
                     carry = data
+                    want = len(data) + self.block_bytes
                     continue
+                want = self.block_bytes
                 block, carry = data[:cut], data[cut:]
                 yield from self._emit(block, line, first)
                 line += block.count(b"\n")
@@ -496,6 +572,8 @@ class InteractionReader:
             block, line = block[end:], line + 1
         if first and block.startswith(b"\xef\xbb\xbf"):
             block = block[3:]
+        if b"\x00" in block and self.format.encoding.lower().replace("-", "") in ("utf8", "ascii"):
+            raise _nul_line(self.path, block, line)
         if self.format.sep == "::":
             block = block.replace(b"::", _UNIT_SEP.encode())
         if self.format.encoding.lower().replace("-", "") not in ("utf8", "ascii"):
@@ -504,13 +582,17 @@ class InteractionReader:
             yield line, block
 
     def _csv_options(
-        self, types: dict[str, pa.DataType], handler: object = None
+        self, types: dict[str, pa.DataType], handler: object = None, size: int = 0
     ) -> tuple[pacsv.ReadOptions, pacsv.ParseOptions, pacsv.ConvertOptions]:
         sep = _UNIT_SEP if self.format.sep == "::" else self.format.sep
+        block_size = max(1 << 20, min(self.block_bytes, 1 << 30))
+        if size > block_size:
+            # A block grown around a line longer than the usual block: Arrow's block must hold that line.
+            block_size = size + 1
         read = pacsv.ReadOptions(
             column_names=list(self.format.columns),
             use_threads=handler is None,
-            block_size=max(1 << 20, min(self.block_bytes, 1 << 30)),
+            block_size=block_size,
         )
         parse = pacsv.ParseOptions(
             delimiter=sep,
@@ -534,12 +616,15 @@ class InteractionReader:
         return types
 
     def _parse_block(self, block: bytes, start_line: int) -> pa.RecordBatch:
-        read, parse, convert = self._csv_options(self._types())
+        read, parse, convert = self._csv_options(self._types(), size=len(block))
         try:
             table = pacsv.read_csv(pa.py_buffer(block), read, parse, convert)
         except pa.ArrowInvalid:
             # Slow path, only for blocks with bad rows: find them, with line numbers.
             table = self._parse_block_checked(block, start_line)
+        else:
+            if self.roles.rating and not _ratings_ok(table.column(self.roles.rating)).all():
+                table = self._parse_block_checked(block, start_line)
         return self._to_batch(table)
 
     def _parse_block_checked(self, block: bytes, start_line: int) -> pa.Table:
@@ -554,7 +639,7 @@ class InteractionReader:
             return "skip"
 
         str_types = {c: pa.string() for c in self._types()}
-        read, parse, convert = self._csv_options(str_types, on_invalid)
+        read, parse, convert = self._csv_options(str_types, on_invalid, len(block))
         try:
             table = pacsv.read_csv(pa.py_buffer(block), read, parse, convert)
         except pa.ArrowInvalid as exc:
@@ -572,9 +657,24 @@ class InteractionReader:
         for name, typ in self._types().items():
             col = table.column(name)
             pattern = _INT_RE if pa.types.is_integer(typ) else _FLOAT_RE if pa.types.is_floating(typ) else r"\S"
-            ok = pc.match_substring_regex(col, pattern).to_numpy(zero_copy_only=False)
+            ok = np.array(pc.match_substring_regex(col, pattern).to_numpy(zero_copy_only=False), dtype=bool)
             role = next(r for r in _ROLES if getattr(self.roles, r) == name)
             expected = {"int64": "an integer", "float": "a number"}.get(str(typ), "a non-empty value")
+            if pa.types.is_integer(typ):
+                # 19 digits pass the pattern; those beyond int64 do not fit (rare: checked one by one).
+                long = np.flatnonzero(ok & (pc.utf8_length(pc.utf8_trim_whitespace(col)).to_numpy() >= 19))
+                for i in long:
+                    if not _int64_ok(str(col[i].as_py())):
+                        ok[i] = False
+                expected = "an integer that fits in 64 bits" if len(long) else expected
+            elif name == self.roles.rating:
+                floats = pc.cast(pc.if_else(pa.array(ok), pc.utf8_trim_whitespace(col), "0"), pa.float64())
+                finite = _ratings_ok(floats)
+                for i in np.flatnonzero(ok & ~finite & keep):
+                    row_reasons.append(
+                        (int(i), f"rating column {name!r}: expected a finite number >= 0, got {col[i].as_py()!r}")
+                    )
+                keep &= ~(ok & ~finite)
             for i in np.flatnonzero(~ok & keep):
                 row_reasons.append((int(i), f"{role} column {name!r}: expected {expected}, got {col[i].as_py()!r}"))
             keep &= ok
@@ -639,6 +739,24 @@ class InteractionReader:
                 table = table.cast(pa.schema([pa.field(n, self._types()[n]) for n in table.column_names]), safe=True)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
                 raise DataFormatError(f"column types do not fit ({exc})", path=str(self.path)) from None
+            if self.roles.rating:
+                ok = _ratings_ok(table.column(self.roles.rating))
+                if not ok.all():
+                    bad = int(np.flatnonzero(~ok)[0])
+                    value = table.column(self.roles.rating)[bad].as_py()
+                    if self.on_error == "raise":
+                        raise DataFormatError(
+                            f"row {self.rows + bad + 1}: rating column {self.roles.rating!r}: "
+                            f"expected a finite number >= 0, got {value!r}",
+                            path=str(self.path),
+                            hint="fix the row, or pass --on-error skip to skip bad rows (they are counted and listed)",
+                        )
+                    for i in np.flatnonzero(~ok)[: max(0, _MAX_EXAMPLES - len(self.bad_examples))]:
+                        self.bad_examples.append(
+                            BadRow(line=self.rows + int(i) + 1, reason="rating: not finite or negative", text="")
+                        )
+                    self.bad_rows += int((~ok).sum())
+                    table = table.filter(pa.array(ok))
             self.bytes_read = self.total_bytes * (self.rows + table.num_rows) // max(pf.metadata.num_rows, 1)
             if table.num_rows:
                 self.rows += table.num_rows
@@ -647,8 +765,17 @@ class InteractionReader:
             raise DataError(f"{self.path}: no interaction rows")
 
 
+def _ratings_ok(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """Mask of ratings a model can use: finite and not negative (NaN compares false)."""
+    values = np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(values) & (values >= 0)
+
+
 # Marks a block with no rows (a header-only file) in _parallel_batches.
 _EMPTY = pa.RecordBatch.from_pylist([], schema=pa.schema([]))
+# Marks a block holding a NUL byte (not UTF-8 text) in _parallel_batches.
+_NUL = pa.RecordBatch.from_pylist([], schema=pa.schema([]))
 
 
 def _is_parquet(path: Path) -> bool:

@@ -8,7 +8,9 @@ looks complete. :class:`PartWriter` writes its parts into a hidden temporary
 folder beside the output and renames that folder into place only in
 :meth:`PartWriter.commit`; :func:`write_csv` writes a temporary sibling file
 and renames it at the end. An :class:`OSError` while writing (``ENOSPC``,
-``EACCES``...) becomes a :class:`~mlscale.errors.DataError` naming the path.
+``EACCES``...) becomes a :class:`~mlscale.errors.WriteError` (a
+:class:`~mlscale.errors.DataError`; the command line exits 74, as for any refused
+write) naming the path.
 
 >>> import pathlib, tempfile, pyarrow as pa
 >>> batch = pa.RecordBatch.from_pydict({"x": list(range(5))})
@@ -38,15 +40,15 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from mlscale.errors import DataError, ValidationError
+from mlscale.errors import ValidationError, WriteError
 
 __all__ = ["PartWriter", "write_csv", "write_error", "write_parquet"]
 
 _T = TypeVar("_T")
 
 
-def write_error(path: Path, err: OSError) -> DataError:
-    """The :class:`~mlscale.errors.DataError` for an OS error while writing ``path``.
+def write_error(path: Path, err: OSError) -> WriteError:
+    """The :class:`~mlscale.errors.WriteError` for an OS error while writing ``path``.
 
     >>> err = write_error(Path("/x/part-00000.parquet"), OSError(errno.ENOSPC, "No space left on device"))
     >>> err.message, err.hint
@@ -58,7 +60,7 @@ def write_error(path: Path, err: OSError) -> DataError:
     hint = "the disk is full: free space or write elsewhere" if full else None
     if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         hint = "no permission to write there: choose another place"
-    return DataError(f"{path}: cannot write ({reason})", hint=hint)
+    return WriteError(f"{path}: cannot write ({reason})", hint=hint)
 
 
 def _temp_sibling(path: Path, kind: str = "tmp") -> Path:
@@ -186,8 +188,10 @@ class PartWriter:
             return
         if self._writer is not None:
             writer, self._writer = self._writer, None
-            # The folder goes anyway; the original error is the one to report.
-            with contextlib.suppress(OSError):
+            # Closing flushes, which fails again on a full disk (or on the half-written
+            # part, with an Arrow error that is not an OSError): the folder goes anyway,
+            # and the original error is the one to report.
+            with contextlib.suppress(Exception):
                 writer.close()
         shutil.rmtree(self._tmp, ignore_errors=True)
         self._done = True

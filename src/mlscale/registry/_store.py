@@ -80,7 +80,24 @@ class Store(abc.ABC):
 
         The file may not exist yet; its folder does. Attachments survive new
         versions and are not part of any version's checksums.
+
+        Where the store keeps attachments elsewhere than this file (an object
+        store), the file is this host's copy: call :meth:`sync_attachment`
+        after appending to it (to make the lines durable in the store) and
+        before reading it (to see what other hosts appended).
         """
+
+    def sync_attachment(self, app: str, name: str, key: str, *, suffix: str = ".jsonl") -> Path:
+        """Make the local file of an attachment and the store agree; returns the file's path.
+
+        For a store whose attachment *is* the local file (:class:`~mlscale.registry.FileStore`)
+        there is nothing to do. A store that keeps attachments elsewhere treats them as
+        append-only logs of lines: the complete lines appended locally since the last sync
+        are appended to the stored copy, and the local file becomes that copy (what every
+        host appended). Raises :class:`~mlscale.errors.RegistryError` when the store cannot
+        be reached; the unsynced lines stay in the local file for the next sync.
+        """
+        return self.attachment(app, name, key, suffix=suffix)
 
     @abc.abstractmethod
     def publish(

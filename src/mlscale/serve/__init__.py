@@ -6,7 +6,8 @@ Routes (HTTP/1.1, JSON):
   for recommenders); ``GET /v1/models/{name}/{action}/{key}``: one key;
 - ``GET /v1/models``, ``/v1/models/{name}``: what is served, which version;
 - ``GET /healthz`` (alive), ``/readyz`` (models loaded and warmed, not draining),
-  ``/metrics`` (Prometheus), ``/openapi.json`` (every route, with schemas).
+  ``/metrics`` (Prometheus), ``/openapi.json`` (every route, with schemas);
+- whatever a caller mounts (:mod:`mlscale.serve.mount`: ``mlscale serve --console`` adds ``/ui/``).
 
 How it stays fast and safe: concurrent requests to one model are coalesced into
 one vectorised call (:mod:`mlscale.serve._batcher`); several worker processes
@@ -41,7 +42,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 from mlscale.config import load_settings
 from mlscale.errors import ConfigError
@@ -52,16 +52,20 @@ from mlscale.serve._config import ServeConfig
 from mlscale.serve._metrics import Metrics
 from mlscale.serve._models import PredictorFactory, parse_model_arg, resolve_factory
 from mlscale.serve._supervisor import Supervisor, bind_socket
+from mlscale.serve.mount import Mount, Reply, build_mount
 from mlscale.serve.predictor import Action, Predictor
 
 __all__ = [
     "Action",
+    "Mount",
     "OverloadedError",
     "Predictor",
     "PredictorFactory",
+    "Reply",
     "ServeConfig",
     "ServingApp",
     "Supervisor",
+    "build_mount",
     "create_app",
     "resolve_models",
     "serve",
@@ -116,9 +120,9 @@ def create_app(
     """
     from mlscale.serve._worker import build_app  # not at import: the worker module is also run as __main__
 
-    store = store if isinstance(store, Store) else open_store(Path(store))
+    store = store if isinstance(store, Store) else open_store(store)
     config = ServeConfig(
-        registry=Path(store.location),
+        registry=store.location,
         models=resolve_models(store, refs),
         timeout=timeout,
         max_batch=max_batch,
@@ -144,7 +148,7 @@ def serve(
     then replaces any worker that dies. ``token`` (default:
     ``MLSCALE_API_TOKEN``) protects every route but the health checks.
     """
-    if not config.predictor_factory:
+    if not config.predictor_factory and config.models:
         raise ConfigError(
             "the configuration names no predictor factory for the workers",
             hint="set ServeConfig.predictor_factory='package.module:function' (mlscale serve sets it)",

@@ -4,7 +4,7 @@ import io
 
 import pytest
 
-from mlscale.data.lineblocks import count_lines, line_blocks
+from mlscale.data.lineblocks import LineTooLongError, count_lines, line_blocks
 
 
 def test_blocks_end_on_whole_lines_and_keep_every_byte() -> None:
@@ -54,3 +54,15 @@ def test_short_reads_still_fill_blocks() -> None:
 def test_block_size_must_be_positive() -> None:
     with pytest.raises(ValueError, match="block_bytes"):
         list(line_blocks(io.BytesIO(b"1\n"), 0))
+
+
+def test_a_line_past_the_limit_raises_after_the_blocks_before_it() -> None:
+    stream = io.BytesIO(b"1,2,3\n" * 50 + b"9" * 5000 + b"\n4,5,6\n")
+    got: list[bytes] = []
+    with pytest.raises(LineTooLongError, match="1,000 bytes") as info:
+        got.extend(bytes(b) for b in line_blocks(stream, 64, max_line_bytes=1000))
+    assert info.value.limit == 1000
+    assert b"".join(got) == b"1,2,3\n" * 50  # every whole line before it came out first
+    # At the limit or under it the line is read.
+    ok = list(line_blocks(io.BytesIO(b"9" * 900 + b"\n4,5,6\n"), 64, max_line_bytes=1000))
+    assert b"".join(ok) == b"9" * 900 + b"\n4,5,6\n"

@@ -20,9 +20,7 @@ def test_the_watcher_swaps_good_versions_and_skips_broken_ones(
     for _ in range(3):
         publish_model(store, "m", small_model, metrics={}, engine="local", data_fingerprint="x")
     store.promote("recommend/m@1", "production")
-    # Version 2 is damaged on disk: its checksum no longer matches.
     damaged = next(store.version_dir("recommend", "m", 2).glob("item_factors*"))
-    damaged.write_bytes(damaged.read_bytes()[:-8] + b"\0" * 8)
     ref = ModelRef.parse("recommend/m@production")
     metrics = ServeMetrics(Metrics(None, worker="t"))
     slot = ModelSlot(
@@ -42,6 +40,8 @@ def test_the_watcher_swaps_good_versions_and_skips_broken_ones(
         watcher = Watcher(store, [slot], loop, predictor_factory=build_predictor, interval=60, on_swap=on_swap)
         outcomes = [await loop.run_in_executor(None, watcher.check, slot)]  # nothing moved
         store.promote("recommend/m@2", "production")
+        # Version 2 is damaged on disk once promoted (promote verifies first): its checksum no longer matches.
+        damaged.write_bytes(damaged.read_bytes()[:-8] + b"\0" * 8)
         outcomes.append(await loop.run_in_executor(None, watcher.check, slot))
         outcomes.append(await loop.run_in_executor(None, watcher.check, slot))  # not retried at once
         store.promote("recommend/m@3", "production")

@@ -17,6 +17,17 @@ from mlscale.registry import LoadedModel, Manifest, Store
 __all__ = ["APP", "CODEC", "RecommendCodec", "from_artifact", "publish_model"]
 
 APP = "recommend"
+# numpy dtype kinds each array may have: f float, i/u integer, U/S text.
+_KINDS = {
+    "user_factors": "f",
+    "item_factors": "f",
+    "user_ids": "iuUS",
+    "item_ids": "iuUS",
+    "seen_data": "f",
+    "seen_indices": "iu",
+    "seen_indptr": "iu",
+    "item_popularity": "fiu",
+}
 _ARRAYS = (
     "user_factors",
     "item_factors",
@@ -85,6 +96,14 @@ def from_artifact(loaded: LoadedModel) -> ImplicitRecommender:
         raise ArtifactError(f"{manifest.ref}: the artifact lacks arrays {missing}")
     a = loaded.arrays
     try:
+        # A re-signed artifact can hold any dtype: check them here, not as a traceback in a request.
+        for key, kinds in _KINDS.items():
+            if a[key].dtype.kind not in kinds:
+                raise ValueError(f"{key} has dtype {a[key].dtype}, expected one of kinds {kinds!r}")
+        if a["user_factors"].ndim != 2 or a["item_factors"].ndim != 2:
+            raise ValueError("the factor arrays must be 2-D")
+        if a["user_factors"].shape[1] != a["item_factors"].shape[1]:
+            raise ValueError("user and item factors differ in width")
         model = ImplicitRecommender(**manifest.params)
         seen = sp.csr_matrix(
             (a["seen_data"], a["seen_indices"], a["seen_indptr"]),

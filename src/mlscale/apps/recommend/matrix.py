@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from mlscale.errors import DataFormatError
+from mlscale.errors import DataError, DataFormatError
 
 __all__ = ["InteractionMatrix", "lookup_ids"]
 
@@ -116,12 +118,32 @@ class InteractionMatrix:
         return "sha256:" + h.hexdigest()
 
     def save(self, folder: str | Path) -> Path:
-        """Write the matrix as pickle-free ``.npy`` files into ``folder``."""
+        """Write the matrix as pickle-free ``.npy`` files into ``folder``, atomically.
+
+        The files are written into a hidden folder beside ``folder`` that replaces it once
+        complete: a failed save (a full disk) leaves no truncated ``.npy`` and an earlier
+        matrix untouched.
+        """
         out = Path(folder)
-        out.mkdir(parents=True, exist_ok=True)
-        for name, arr in self.arrays().items():
-            np.save(out / f"{name}.npy", arr, allow_pickle=False)
-        (out / "matrix.json").write_text(json.dumps({"shape": list(self.shape), "nnz": self.nnz}) + "\n")
+        if out.exists() and not out.is_dir():
+            raise DataError(f"{out} exists and is not a folder")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+        try:
+            for name, arr in self.arrays().items():
+                np.save(tmp / f"{name}.npy", arr, allow_pickle=False)
+            (tmp / "matrix.json").write_text(json.dumps({"shape": list(self.shape), "nnz": self.nnz}) + "\n")
+            if out.exists():
+                old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
+                out.rename(old)
+                tmp.rename(out)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                tmp.rename(out)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         return out
 
     def arrays(self) -> dict[str, npt.NDArray[Any]]:

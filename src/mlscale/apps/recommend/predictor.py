@@ -42,6 +42,7 @@ from mlscale.errors import MlscaleError, ValidationError
 from mlscale.serve.predictor import Action, Predictor
 
 __all__ = [
+    "MAX_RESULTS",
     "MAX_USERS",
     "RecommendPredictor",
     "RecommendRequest",
@@ -54,9 +55,15 @@ __all__ = [
 #: The most users (or items) one request may ask about; larger batches belong to ``precompute``.
 MAX_USERS = 10_000
 _MAX_FILTER = 100_000
+#: The most results (users times k) one request may ask for: about 30 bytes of JSON each.
+MAX_RESULTS = 1_000_000
 
-Id = int | str
-_Ids = Annotated[list[Id], msgspec.Meta(max_length=MAX_USERS)]
+# Integer ids are int64 in the model: a larger one is refused when it is decoded (422 naming it),
+# never left to overflow inside a batch it shares with other clients' requests.
+_Int64 = Annotated[int, msgspec.Meta(ge=-(1 << 63), le=(1 << 63) - 1)]
+Id = _Int64 | str
+# Given, ``users`` holds at least one id: an anonymous request leaves it out.
+_Ids = Annotated[list[Id], msgspec.Meta(min_length=1, max_length=MAX_USERS)]
 _Filter = Annotated[list[Id], msgspec.Meta(max_length=_MAX_FILTER)]
 _K = Annotated[int, msgspec.Meta(ge=1, le=MAX_K)]
 
@@ -72,7 +79,7 @@ class RecommendRequest(msgspec.Struct, forbid_unknown_fields=True, omit_defaults
     users: _Ids = msgspec.field(default_factory=list)
     k: _K = 10
     exclude_seen: bool = True
-    include: _Filter | None = None
+    include: Annotated[list[Id], msgspec.Meta(min_length=1, max_length=_MAX_FILTER)] | None = None
     exclude: _Filter | None = None
     recent_items: _Filter | dict[str, _Filter] | None = None
 
@@ -125,6 +132,16 @@ def _split_ids(text: str) -> list[Id]:
     return [t for t in (s.strip() for s in text.split(",")) if t]
 
 
+def _path_int(key: str, field: str, what: str) -> int:
+    try:
+        value = int(key)
+    except ValueError:
+        raise ValidationError(f"this model's {what} ids are integers; got {key[:100]!r}", field=field) from None
+    if not -(1 << 63) <= value < 1 << 63:
+        raise ValidationError(f"expected an integer id that fits in 64 bits, got {key[:100]!r}", field=field)
+    return value
+
+
 def _query_bool(query: Mapping[str, str], name: str, default: bool) -> bool:
     raw = query.get(name)
     if raw is None:
@@ -144,7 +161,7 @@ def _query_k(query: Mapping[str, str]) -> int:
     try:
         k = int(raw)
     except ValueError:
-        raise ValidationError(f"expected an integer, got {raw!r}", field="k") from None
+        raise ValidationError(f"expected an integer, got {raw[:100]!r}", field="k") from None
     if not 1 <= k <= MAX_K:
         raise ValidationError(f"expected 1 <= k <= {MAX_K}, got {k}", field="k")
     return k
@@ -237,34 +254,42 @@ class RecommendPredictor(Predictor):
     # -- recommend -------------------------------------------------------------------
 
     def validate_recommend(self, req: RecommendRequest) -> int:
-        """Checks that need the model (k against the item count, recent_items shape); returns the cost."""
-        limit = self.model.n_items if req.include is None else max(1, len(req.include))
-        top = min(limit, MAX_K)
+        """Checks that need the model (k against the item count, recent_items shape); returns the cost.
+
+        The cost weighs each user by k (every 20 items asked for count as one more row), so that
+        admission sees the work and the answer's size, not only the number of users.
+        """
+        if req.include is not None and not req.include:
+            raise ValidationError("expected at least one item id (leave include out for every item)", field="include")
+        top = min(self.model.n_items, MAX_K)
         if req.k > top:
             raise ValidationError(f"expected 1 <= k <= {top} (the items this model can return)", field="k")
+        results = max(1, len(req.users)) * req.k
+        if results > MAX_RESULTS:
+            raise ValidationError(
+                f"{max(1, len(req.users))} users x k={req.k} asks for {results:,} results, more than the "
+                f"{MAX_RESULTS:,} one request may return; ask for fewer users or a smaller k",
+                field="users",
+            )
+        weight = 1 + req.k // 20
         if not req.users:
             if not isinstance(req.recent_items, list):
                 raise ValidationError(
                     "expected at least one user, or recent_items (a list) for an anonymous user",
                     field="users",
                 )
-            return 1
+            return weight
         if isinstance(req.recent_items, list) and len(req.users) > 1:
             raise ValidationError(
                 "a list of recent items needs exactly one user; for several users give an object "
                 "mapping each user id to their items",
                 field="recent_items",
             )
-        return len(req.users)
+        return len(req.users) * weight
 
     def recommend_from_path(self, key: str, query: Mapping[str, str]) -> RecommendRequest:
         """``GET .../recommend/{user}?k=&exclude_seen=&include=&exclude=&recent_items=``."""
-        user: Id = key
-        if self._int_users:
-            try:
-                user = int(key)
-            except ValueError:
-                raise ValidationError(f"this model's user ids are integers; got {key!r}", field="user") from None
+        user: Id = _path_int(key, "user", "user") if self._int_users else key
         if not query:
             return RecommendRequest(users=[user])
         recent = query.get("recent_items")
@@ -533,16 +558,18 @@ class RecommendPredictor(Predictor):
         top = min(self.model.n_items - 1, MAX_K)
         if req.k > top:
             raise ValidationError(f"expected 1 <= k <= {top} (the items this model can return)", field="k")
-        return len(req.items)
+        results = len(req.items) * req.k
+        if results > MAX_RESULTS:
+            raise ValidationError(
+                f"{len(req.items)} items x k={req.k} asks for {results:,} results, more than the "
+                f"{MAX_RESULTS:,} one request may return; ask for fewer items or a smaller k",
+                field="items",
+            )
+        return len(req.items) * (1 + req.k // 20)
 
     def similar_from_path(self, key: str, query: Mapping[str, str]) -> SimilarRequest:
         """``GET .../similar/{item}?k=``."""
-        item: Id = key
-        if self._int_items:
-            try:
-                item = int(key)
-            except ValueError:
-                raise ValidationError(f"this model's item ids are integers; got {key!r}", field="item") from None
+        item: Id = _path_int(key, "item", "item") if self._int_items else key
         return SimilarRequest(items=[item], k=_query_k(query) if query else 10)
 
     def similar_batch(self, requests: Sequence[SimilarRequest]) -> list[SimilarResponse | MlscaleError]:

@@ -97,6 +97,10 @@ def from_artifact(loaded: LoadedModel) -> ThreatDetector:
         for key in ("top_domains", "user_domains")
     }
     try:
+        # A re-signed artifact can hold any dtype: check them here, not as a traceback later.
+        for key in _ARRAYS:
+            if a[key].dtype.kind not in "fiub":
+                raise ValueError(f"{key} has dtype {a[key].dtype}, expected numbers")
         kwargs: dict[str, Any] = {**manifest.params, **domains}
         model = ThreatDetector(**kwargs)
         ips = loaded.tables["ips"].column("ip").combine_chunks()

@@ -3,16 +3,17 @@
 The generic verbs (``train``, ``evaluate``) are the command line's; this
 module says what the threat app brings to them (params, a trainer per engine,
 the codec, predictor and scenario) and adds ``mlscale threat
-ingest|score|feedback|synth``. Spark's trainer is in
-:mod:`~mlscale.apps.threat.train_spark`.
+ingest|score|hosts|feedback|synth``. Spark's trainer is in
+:mod:`~mlscale.apps.threat.train_spark`, the evaluator in
+:mod:`~mlscale.apps.threat.evaluator`, the work of ``score`` and ``hosts`` in
+:mod:`~mlscale.apps.threat.scoring`.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
-import json
-import sys
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ import pyarrow as pa
 from mlscale.apps.args import add_data_dir_arg, add_registry_arg, data_dir, registry_root
 from mlscale.apps.base import Application, Codec, Job, TrainResult, params_to_dict
 from mlscale.apps.threat._artifact import APP, CODEC, from_artifact
-from mlscale.apps.threat.evaluate import DEFAULT_FRACTIONS, METHODS, evaluate_threat
+from mlscale.apps.threat.evaluator import EVALUATE_FIELDS, add_evaluate_arguments
 from mlscale.apps.threat.feedback import (
     DEFAULT_DUP_FACTOR,
     PATTERN_FIELDS,
@@ -34,12 +35,27 @@ from mlscale.apps.threat.feedback import (
     events_table,
     pattern_weights,
 )
-from mlscale.apps.threat.ingest import DEFAULT_BATCH_ROWS, SourceFile, ingest, iter_records, list_sources
+from mlscale.apps.threat.ingest import (
+    DEFAULT_BATCH_ROWS,
+    SourceFile,
+    ingest,
+    iter_records,
+    list_sources,
+    resolve_data,
+)
 from mlscale.apps.threat.model import ThreatDetector
-from mlscale.apps.threat.params import LdaParams
-from mlscale.apps.threat.rank import ip_summary, rank_records, write_table
+from mlscale.apps.threat.params import EvidenceParams, LdaParams
+from mlscale.apps.threat.rank import ip_summary, write_table
+from mlscale.apps.threat.scoring import (
+    add_params_flags,
+    host_verdicts,
+    hosts_from_lists,
+    params_of,
+    read_list,
+    score_log,
+)
 from mlscale.engines import Engine
-from mlscale.errors import ConfigError, DataError, DatasetNotFoundError, ValidationError
+from mlscale.errors import ConfigError, DataError, ValidationError
 from mlscale.registry import LoadedModel, Store, open_store
 
 if TYPE_CHECKING:
@@ -48,7 +64,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FEEDBACK",
-    "LOCAL_EVALUATOR",
     "LOCAL_TRAINER",
     "ThreatApp",
     "TrainingData",
@@ -57,26 +72,9 @@ __all__ = [
     "resolve_data",
 ]
 
-_DEFAULT_EVAL_DATA = "stratosphere-zeek-labeled"
-#: The params ``evaluate threat`` takes (a method's own settings, such as Spot's words, win over others).
-_EVALUATE_FIELDS = ("topics", "passes", "prior_strength")
 _HERE = "mlscale.apps.threat"
 #: The attachment of ``threat/NAME`` that holds its analyst verdicts.
 FEEDBACK = "feedback"
-
-
-def resolve_data(spec: str, data_dir: Path) -> Path:
-    """A path as given, else a catalogue data set's folder under the data dir."""
-    path = Path(spec)
-    if path.exists():
-        return path
-    candidate = data_dir / spec
-    if candidate.exists():
-        return candidate
-    raise DatasetNotFoundError(
-        f"{spec}: no such file or folder, and no data set of that name in {data_dir}",
-        hint="pass a log file or folder, or fetch the data set with `mlscale data fetch NAME`",
-    )
 
 
 def _positive_int(text: str) -> int:
@@ -120,6 +118,15 @@ def _ranks(text: str) -> list[int]:
     return out
 
 
+def _print_hosts(hosts: pa.Table, n: int) -> None:
+    """The ``n`` first hosts of a ranking with their reasons, one a line."""
+    if n <= 0 or hosts.num_rows == 0:
+        return
+    print(f"most suspicious hosts (of {hosts.num_rows:,}):")
+    for row in hosts.slice(0, n).to_pylist():
+        print(f"  {row['rank']:>3}. {row['host']:<39} score {row['score']:.2f}  {row['reasons'] or '-'}")
+
+
 def _domains(job: Job) -> tuple[tuple[str, ...], tuple[str, ...]]:
     top: tuple[str, ...] = ()
     if job.option("top_domains"):
@@ -131,8 +138,15 @@ def _domains(job: Job) -> tuple[tuple[str, ...], tuple[str, ...]]:
 
 
 def feedback_log(store: Store, name: str) -> FeedbackLog:
-    """The verdict log of ``threat/NAME``: an attachment of the model in its store."""
-    return FeedbackLog(store.attachment(APP, name, FEEDBACK))
+    """The verdict log of ``threat/NAME``: an attachment of the model in its store.
+
+    Synced with the store after each record and before each read, so with an
+    object store a verdict is durable there before it is acknowledged and every
+    host sees the verdicts the others recorded.
+    """
+    return FeedbackLog(
+        store.attachment(APP, name, FEEDBACK), sync=functools.partial(store.sync_attachment, APP, name, FEEDBACK)
+    )
 
 
 @dataclass(frozen=True)
@@ -219,55 +233,7 @@ class LocalTrainer:
         return prep.result(detector, job, time.perf_counter() - start)
 
 
-class LocalEvaluator:
-    """ROC-AUC and precision@N on labelled captures and seeded mixtures, beside Spot and IsolationForest."""
-
-    param_defaults: Mapping[str, Any] = {}
-
-    def evaluate(self, engine: Engine, job: Job, params: LdaParams) -> int:
-        specs = job.option("data") or [_DEFAULT_EVAL_DATA]
-        captures: dict[str, pa.Table] = {}
-        for spec in specs:
-            root = resolve_data(spec, job.data_dir)
-            for src in list_sources(root, "flows"):
-                table = pa.Table.from_batches(list(iter_records(src)))
-                if table.column("label").null_count == table.num_rows:
-                    print(f"skipped {src.path}: no labels")
-                    continue
-                name = str(src.path.relative_to(root)) if root.is_dir() else src.path.name
-                captures[name] = table
-        if not captures:
-            raise DataError("no labelled flow logs to evaluate on", hint="pass --data with labelled Zeek logs")
-        methods = [m.strip() for m in job.option("methods", "").split(",") if m.strip()]
-        per_capture = bool(job.option("per_capture"))
-        report = evaluate_threat(
-            captures,
-            fractions=tuple(job.option("fraction") or DEFAULT_FRACTIONS),
-            seeds=job.option("seeds", 3),
-            full=not job.option("no_capture"),
-            methods=methods,
-            params={k: v for k, v in params_to_dict(params).items() if k in _EVALUATE_FIELDS},
-            progress=(lambda line: print(line, file=sys.stderr)) if sys.stderr.isatty() else None,
-        )
-        print(report.markdown(per_capture=per_capture))
-        if per_capture:
-            print()
-            print(report.markdown())
-        out_json: Path | None = job.option("json")
-        if out_json is not None:
-            out_json.parent.mkdir(parents=True, exist_ok=True)
-            out_json.write_text(json.dumps(report.as_dict(), indent=2) + "\n")
-            print(f"report: {out_json}")
-        out_md: Path | None = job.option("markdown")
-        if out_md is not None:
-            out_md.parent.mkdir(parents=True, exist_ok=True)
-            out_md.write_text(report.markdown() + "\n\n" + report.markdown(per_capture=True) + "\n")
-            print(f"tables: {out_md}")
-        return 0
-
-
 LOCAL_TRAINER = LocalTrainer()
-LOCAL_EVALUATOR = LocalEvaluator()
 
 
 class ThreatApp(Application):
@@ -280,8 +246,8 @@ class ThreatApp(Application):
         "local": f"{_HERE}.app:LOCAL_TRAINER",
         "spark": f"{_HERE}.train_spark:TRAINER",
     }
-    evaluators: ClassVar[Mapping[str, str]] = {"local": f"{_HERE}.app:LOCAL_EVALUATOR"}
-    evaluate_param_fields: ClassVar[tuple[str, ...] | None] = _EVALUATE_FIELDS
+    evaluators: ClassVar[Mapping[str, str]] = {"local": f"{_HERE}.evaluator:EVALUATOR"}
+    evaluate_param_fields: ClassVar[tuple[str, ...] | None] = EVALUATE_FIELDS
     requires: ClassVar[tuple[str, ...]] = ("sklearn",)
     data_help: ClassVar[str] = "log file or folder (Zeek, nfdump, nfcapd, Argus, tshark, Parquet)"
 
@@ -313,30 +279,7 @@ class ThreatApp(Application):
             )
             parser.add_argument("--nfdump", default="nfdump", help="the nfdump tool, for nfcapd files")
         elif verb == "evaluate":
-            parser.add_argument(
-                "--data",
-                action="append",
-                default=None,
-                help=f"labelled flow logs: a file or folder, each file one capture (repeatable; default: "
-                f"the {_DEFAULT_EVAL_DATA} data set)",
-            )
-            parser.add_argument(
-                "--fraction",
-                action="append",
-                type=float,
-                default=None,
-                help="malicious share of a seeded mixture (repeatable; default: 0.01 0.02 0.05)",
-            )
-            parser.add_argument("--seeds", type=int, default=3, help="mixtures per fraction (default: 3)")
-            parser.add_argument("--no-capture", action="store_true", help="skip the captures as labelled")
-            parser.add_argument(
-                "--methods",
-                default="spot,iforest,mlscale",
-                help=f"comma-separated, from {', '.join(METHODS)} (default: %(default)s)",
-            )
-            parser.add_argument("--per-capture", action="store_true", help="print every capture's rows")
-            parser.add_argument("--json", type=Path, metavar="FILE", help="write the report as JSON")
-            parser.add_argument("--markdown", type=Path, metavar="FILE", help="write the tables as Markdown")
+            add_evaluate_arguments(parser)
 
     def add_commands(self, sub: Any) -> None:
         p = sub.add_parser(
@@ -370,21 +313,68 @@ class ThreatApp(Application):
         sc.add_argument("--out", type=Path, required=True, help="FILE.parquet, .csv or .json (JSON lines)")
         sc.add_argument("--top", type=_positive_int, default=None, help="keep only the N most suspicious")
         sc.add_argument("--summary", type=Path, default=None, metavar="FILE", help="also write a per-IP summary")
+        sc.add_argument(
+            "--hosts",
+            type=Path,
+            default=None,
+            metavar="FILE",
+            help="also write the per-host ranking (host, score, evidence, reasons)",
+        )
+        sc.add_argument(
+            "--show-hosts", type=int, default=5, metavar="N", help="print the N first hosts (default: %(default)s)"
+        )
         sc.add_argument("--nfdump", default="nfdump", help="the nfdump tool, for nfcapd files")
+        sc.add_argument(
+            "--no-beacons",
+            dest="beacons",
+            action="store_false",
+            help="flow models: score with the topic model alone (one pass; no beacon/beacon_reason columns)",
+        )
+        sc.add_argument("--feedback", type=Path, metavar="FILE", help="verdict log (default: the model's)")
+        sc.add_argument("--no-feedback", action="store_true", help="ignore recorded verdicts")
+        add_params_flags(sc, EvidenceParams, "beacon evidence and verdicts")
         add_data_dir_arg(sc)
         add_registry_arg(sc)
         sc.set_defaults(handler=self._score_cmd)
 
+        ho = group.add_parser(
+            "hosts",
+            help="rank hosts from score files (flows, DNS or both)",
+            description="One row per originating host, most suspicious first: its best flow rank, its strongest "
+            "beacon series, its most generated-looking query, their sum and the reasons in words. Reads the files "
+            "`mlscale threat score` wrote; host verdicts of --model lower their hosts.",
+        )
+        ho.add_argument("--scores", type=Path, default=None, help="a flow list written by `mlscale threat score`")
+        ho.add_argument("--dns", type=Path, default=None, help="a DNS list written by `mlscale threat score`")
+        ho.add_argument("--out", type=Path, required=True, help="FILE.parquet, .csv or .json (JSON lines)")
+        ho.add_argument(
+            "--total-flows",
+            type=_positive_int,
+            default=None,
+            help="flows ranked when --scores holds only a top (default: its last rank)",
+        )
+        ho.add_argument("--model", default=None, help="NAME or threat/NAME: apply its host verdicts")
+        ho.add_argument("--feedback", type=Path, metavar="FILE", help="verdict log (instead of --model's)")
+        ho.add_argument(
+            "--show-hosts", type=int, default=5, metavar="N", help="print the N first hosts (default: %(default)s)"
+        )
+        add_params_flags(ho, EvidenceParams, "verdicts", only=("dup_factor",))
+        add_registry_arg(ho)
+        ho.set_defaults(handler=self._hosts_cmd)
+
         fb = group.add_parser(
             "feedback",
             help="record analyst verdicts (1 high, 2 medium, 3 low risk)",
-            description="Rate events from a scored list (--scores FILE --rank 1,3-5) or a pattern of flows "
-            "(--src-ip/--dst-ip/--src-port/--dst-port/--proto). The next `mlscale train threat --name NAME` "
-            "re-injects low-risk verdicts so those flows leave the top of the list.",
+            description="Rate events from a scored list (--scores FILE --rank 1,3-5), hosts (--host IP, or "
+            "--scores HOSTS.csv --rank N with a host list) or a pattern of flows (--src-ip/--dst-ip/--src-port/"
+            "--dst-port/--proto). The next `mlscale train threat --name NAME` re-injects low-risk verdicts so those "
+            "flows leave the top of the list; the next `threat score` leaves a low-risk pattern's flows out of the "
+            "beacon evidence and divides a low-risk host's score by 1 + dup-factor.",
         )
         fb.add_argument("--model", required=True, help="NAME or threat/NAME: whose verdict log")
         fb.add_argument("--severity", type=int, choices=sorted(SEVERITIES), help="1 high, 2 medium, 3 low risk")
-        fb.add_argument("--scores", type=Path, help="a list written by `mlscale threat score`")
+        fb.add_argument("--scores", type=Path, help="a flow or host list written by `mlscale threat score`")
+        fb.add_argument("--host", help="a host: the pattern of flows from it (same as --src-ip)")
         fb.add_argument("--rank", help="ranks of that list to rate: 1,3,5-7")
         for flag in ("--src-ip", "--dst-ip", "--proto"):
             fb.add_argument(flag, help="pattern: flows with this value")
@@ -420,7 +410,7 @@ class ThreatApp(Application):
             from_artifact(model),
             model_ref=str(model.ref.model),
             version=model.manifest.version,
-            feedback_log=model.store.attachment(APP, model.manifest.name, FEEDBACK),
+            feedback_log=feedback_log(model.store, model.manifest.name),
         )
 
     def scenario(self, mix: dict[str, Any], *, data: str | None, data_dir: Path, model: str) -> Scenario:
@@ -449,25 +439,76 @@ class ThreatApp(Application):
         print(report.summary() + f" in {time.perf_counter() - start:.1f}s")
         return 0
 
+    def _verdicts(self, args: argparse.Namespace, store: Store | None, name: str | None) -> list[Verdict]:
+        """The verdicts ``--feedback FILE`` or the model's log holds (none with ``--no-feedback``)."""
+        if getattr(args, "no_feedback", False):
+            return []
+        if args.feedback is not None:
+            if not args.feedback.is_file():
+                raise DataError(f"{args.feedback}: no such file", hint="--feedback takes a verdict log")
+            return FeedbackLog(args.feedback).read()
+        if store is None or name is None:
+            return []
+        return feedback_log(store, name).read()
+
     def _score_cmd(self, args: argparse.Namespace) -> int:
         store = open_store(registry_root(args))
         loaded = store.load(self.model_ref(args.model))
         model = from_artifact(loaded)
         data = resolve_data(args.data, data_dir(args))
         sources = list_sources(data, model.kind)
+        evidence = params_of(EvidenceParams, vars(args))
+        verdicts = self._verdicts(args, store, loaded.manifest.name)
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            for src in sources:
+                yield from iter_records(src, nfdump=args.nfdump)
+
         start = time.perf_counter()
-        ranked = rank_records(
-            model,
-            (b for src in sources for b in iter_records(src, nfdump=args.nfdump)),
-            top=args.top,
-        )
+        scored = score_log(model, batches, top=args.top, evidence=evidence, beacons=args.beacons, verdicts=verdicts)
         took = time.perf_counter() - start
+        ranked = scored.records
         write_table(ranked, args.out)
-        print(f"scored with {loaded.ref} in {took:.1f}s; {ranked.num_rows:,} rows -> {args.out}")
+        what = "queries" if model.kind == "dns" else "flows"
+        how = (
+            "DGA evidence"
+            if model.kind == "dns"
+            else (f"beacon evidence (weight {evidence.beacon_weight:g})" if args.beacons else "the topic model alone")
+        )
+        print(
+            f"scored {scored.total:,} {what} with {loaded.ref} and {how} in {took:.1f}s; "
+            f"{ranked.num_rows:,} rows -> {args.out}"
+        )
+        if verdicts:
+            print(f"feedback: {len(verdicts)} verdict(s) applied")
         if args.summary:
             summary = ip_summary(ranked)
             write_table(summary, args.summary)
             print(f"per-IP summary: {summary.num_rows:,} IPs -> {args.summary}")
+        if args.hosts:
+            write_table(scored.hosts, args.hosts)
+            print(f"hosts: {scored.hosts.num_rows:,} -> {args.hosts}")
+        _print_hosts(scored.hosts, args.show_hosts)
+        return 0
+
+    def _hosts_cmd(self, args: argparse.Namespace) -> int:
+        if args.scores is None and args.dns is None:
+            raise ValidationError("expected --scores (a flow list), --dns (a DNS list) or both", field="--scores")
+        store = open_store(registry_root(args)) if args.model is not None and args.feedback is None else None
+        name = self.model_ref(args.model).name if args.model is not None else None
+        verdicts = self._verdicts(args, store, name)
+        hosts = hosts_from_lists(
+            read_list(args.scores, "--scores") if args.scores is not None else None,
+            read_list(args.dns, "--dns") if args.dns is not None else None,
+            verdicts=verdicts,
+            dup_factor=params_of(EvidenceParams, vars(args)).dup_factor,
+            total_flows=args.total_flows,
+        )
+        write_table(hosts, args.out)
+        print(
+            f"hosts: {hosts.num_rows:,} -> {args.out}" + (f" ({len(verdicts)} verdict(s) applied)" if verdicts else "")
+        )
+        _print_hosts(hosts, args.show_hosts)
         return 0
 
     def _feedback_cmd(self, args: argparse.Namespace) -> int:
@@ -480,6 +521,10 @@ class ThreatApp(Application):
         if args.severity is None:
             raise ValidationError("expected 1 (high), 2 (medium) or 3 (low risk)", field="--severity")
         pattern = {key: getattr(args, key) for key in PATTERN_FIELDS if getattr(args, key) is not None}
+        if args.host is not None:
+            if pattern.get("src_ip", args.host) != args.host:
+                raise ValidationError("--host and --src-ip name the same field: give one", field="--host")
+            pattern["src_ip"] = args.host
         if args.scores is not None:
             if pattern:
                 raise ValidationError("give either --scores with --rank, or pattern fields, not both", field="--scores")
@@ -487,7 +532,11 @@ class ThreatApp(Application):
                 raise ValidationError("expected --rank with --scores", field="--rank")
             from mlscale.apps.threat.predictor import events_from_scores
 
-            verdicts = events_from_scores(args.scores, _ranks(args.rank), args.severity, args.note, str(ref.model))
+            listed = read_list(args.scores, "--scores")
+            if "host" in listed.column_names:  # a host list: rate the hosts
+                verdicts = host_verdicts(listed, _ranks(args.rank), args.severity, args.note, str(ref.model))
+            else:
+                verdicts = events_from_scores(args.scores, _ranks(args.rank), args.severity, args.note, str(ref.model))
         elif pattern:
             if "proto" in pattern:
                 pattern["proto"] = str(pattern["proto"]).lower()

@@ -10,7 +10,8 @@ line, under an exclusive lock and with ``fsync`` before returning: a recorded
 verdict survives a crash, and concurrent writers (the CLI, the API route) do
 not interleave. A torn last line (a crash mid-write, never acknowledged) is
 ignored on reading and cut off by the next write.
-The default log of model ``threat/NAME`` is ``<registry>/.feedback/threat/NAME.jsonl``.
+The default log of model ``threat/NAME`` is ``<registry>/.feedback/threat/NAME.jsonl``; with an object-store
+registry it is a copy in the host cache, synced into the store on every record and read.
 
 The next training takes low-risk verdicts into account the way Apache Spot
 did, by re-injecting those events many times (``dup_factor``, Spot's
@@ -139,10 +140,17 @@ class Verdict:
 
 
 class FeedbackLog:
-    """An append-only, durable JSON-lines file of verdicts."""
+    """An append-only, durable JSON-lines file of verdicts.
 
-    def __init__(self, path: Path) -> None:
+    ``sync``, when given, is called after each record (while it raises, the
+    record is not acknowledged; the verdicts stay in the file for the next
+    sync) and before each read: how a store that keeps the log elsewhere
+    (an object store) makes it durable there and brings in other hosts' verdicts.
+    """
+
+    def __init__(self, path: Path, *, sync: Callable[[], object] | None = None) -> None:
         self.path = Path(path)
+        self._sync = sync
 
     def record(self, verdicts: Sequence[Verdict]) -> int:
         """Append verdicts (all or none reach the disk together) and return how many."""
@@ -166,10 +174,14 @@ class FeedbackLog:
             os.fsync(fd)
         finally:
             os.close(fd)
+        if self._sync is not None:
+            self._sync()
         return len(verdicts)
 
     def read(self) -> list[Verdict]:
         """Every recorded verdict, oldest first (a torn last line is skipped; other bad lines raise)."""
+        if self._sync is not None:
+            self._sync()
         if not self.path.exists():
             return []
         lines = self.path.read_text(encoding="utf-8").split("\n")

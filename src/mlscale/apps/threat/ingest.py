@@ -59,11 +59,18 @@ from mlscale.apps.threat.schema import DNS_SCHEMA, FLOW_SCHEMA, FLOW_TIME
 from mlscale.data.formats.argus import read_binetflow
 from mlscale.data.formats.columns import line_numbers, require_columns
 from mlscale.data.formats.nfdump import iter_nfcapd, iter_nfdump_file
-from mlscale.data.formats.sniff import LOG_FORMATS, TSHARK_DNS_REQUIRED, LogFormat, first_line, sniff_log
+from mlscale.data.formats.sniff import (
+    BROKEN_STREAM,
+    LOG_FORMATS,
+    TSHARK_DNS_REQUIRED,
+    LogFormat,
+    first_line,
+    sniff_log,
+)
 from mlscale.data.formats.tshark import iter_tshark_fields, tshark_columns
 from mlscale.data.formats.zeek import ZeekLog
 from mlscale.data.writers import PartWriter
-from mlscale.errors import DataError, DataFormatError
+from mlscale.errors import DataError, DataFormatError, DatasetNotFoundError
 
 __all__ = [
     "DEFAULT_BATCH_ROWS",
@@ -80,6 +87,7 @@ __all__ = [
     "list_sources",
     "read_dns",
     "read_flows",
+    "resolve_data",
 ]
 
 DEFAULT_BATCH_ROWS = 1 << 18
@@ -197,7 +205,7 @@ def _iter_zeek_conn(path: Path, batch_rows: int) -> Iterator[pa.RecordBatch]:
             where,
             lines,
             flow_id=col(b, "uid"),
-            ts=seconds_to_time(b.column(b.schema.get_field_index("ts"))),
+            ts=seconds_to_time(b.column(b.schema.get_field_index("ts")), lines),
             src_ip=b.column(b.schema.get_field_index("id.orig_h")),
             src_port=col(b, "id.orig_p"),
             dst_ip=b.column(b.schema.get_field_index("id.resp_h")),
@@ -304,7 +312,7 @@ def _iter_zeek_dns(path: Path, batch_rows: int) -> Iterator[pa.RecordBatch]:
             where,
             lines,
             flow_id=col(b, "uid"),
-            ts=seconds_to_time(b.column(b.schema.get_field_index("ts"))),
+            ts=seconds_to_time(b.column(b.schema.get_field_index("ts")), lines),
             client_ip=b.column(b.schema.get_field_index("id.orig_h")),
             server_ip=b.column(b.schema.get_field_index("id.resp_h")),
             query=b.column(b.schema.get_field_index("query")),
@@ -350,7 +358,7 @@ def _tshark_batch(b: pa.RecordBatch, lines: np.ndarray, where: str) -> pa.Record
         where,
         lines,
         flow_id=None,
-        ts=seconds_to_time(b.column(b.schema.get_field_index("frame.time_epoch"))),
+        ts=seconds_to_time(b.column(b.schema.get_field_index("frame.time_epoch")), lines),
         client_ip=pc.if_else(is_response, dst, src),
         server_ip=pc.if_else(is_response, src, dst),
         query=b.column(b.schema.get_field_index("dns.qry.name")),
@@ -393,15 +401,32 @@ def _flow_reader(src: SourceFile, nfdump: str) -> Callable[[Path, int], Iterator
 def iter_records(
     src: SourceFile, *, batch_rows: int = DEFAULT_BATCH_ROWS, nfdump: str = "nfdump"
 ) -> Iterator[pa.RecordBatch]:
-    """Batches of one recognised file, in the flow or DNS schema (``src.kind``)."""
-    if src.kind == "flows":
-        yield from _flow_reader(src, nfdump)(src.path, batch_rows)
-    elif src.format == "zeek-dns":
-        yield from _iter_zeek_dns(src.path, batch_rows)
-    elif src.format == "tshark-dns":
-        yield from _iter_tshark(src.path, batch_rows)
-    else:
-        yield from _iter_parquet(src.path, batch_rows, DNS_SCHEMA)
+    """Batches of one recognised file, in the flow or DNS schema (``src.kind``).
+
+    A broken file (a cut-short gzip stream, records Arrow cannot read) raises a
+    :class:`~mlscale.errors.DataFormatError` naming it, never a gzip or Arrow traceback.
+    """
+    try:
+        if src.kind == "flows":
+            yield from _flow_reader(src, nfdump)(src.path, batch_rows)
+        elif src.format == "zeek-dns":
+            yield from _iter_zeek_dns(src.path, batch_rows)
+        elif src.format == "tshark-dns":
+            yield from _iter_tshark(src.path, batch_rows)
+        else:
+            yield from _iter_parquet(src.path, batch_rows, DNS_SCHEMA)
+    except BROKEN_STREAM as err:
+        raise DataFormatError(
+            f"corrupt or truncated compressed file ({err})",
+            path=str(src.path),
+            hint="the download or copy was probably cut short: fetch the file again",
+        ) from None
+    except DataFormatError as err:
+        if err.path is not None:
+            raise
+        raise DataFormatError(err.reason, path=str(src.path), line=err.line, hint=err.hint) from None
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
+        raise DataFormatError(f"cannot read the records ({err})", path=str(src.path)) from None
 
 
 def iter_flows(
@@ -486,3 +511,17 @@ def ingest(
             writer.abort()
         raise
     return report
+
+
+def resolve_data(spec: str, data_dir: Path) -> Path:
+    """A path as given, else a catalogue data set's folder under the data dir."""
+    path = Path(spec)
+    if path.exists():
+        return path
+    candidate = data_dir / spec
+    if candidate.exists():
+        return candidate
+    raise DatasetNotFoundError(
+        f"{spec}: no such file or folder, and no data set of that name in {data_dir}",
+        hint="pass a log file or folder, or fetch the data set with `mlscale data fetch NAME`",
+    )

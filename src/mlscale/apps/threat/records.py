@@ -78,12 +78,37 @@ def text_column(values: pa.Array | None, n: int) -> pa.Array:
     return pc.if_else(pc.equal(out, ""), pa.scalar(None, pa.string()), out)
 
 
-def seconds_to_time(values: pa.Array) -> pa.Array:
+def seconds_to_time(values: pa.Array, lines: np.ndarray | None = None) -> pa.Array:
+    """Epoch seconds (numbers or text) or ISO 8601 times to :data:`FLOW_TIME`.
+
+    A NaN, infinite or out-of-range time raises a
+    :class:`~mlscale.errors.DataFormatError` naming the record's line (from
+    ``lines``, when given); the caller adds the file.
+    """
     if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
-        return values.cast(pa.timestamp("us", "UTC")).cast(pa.int64()).cast(FLOW_TIME)
+        try:
+            # Epoch seconds as text (a Zeek log without its #types line), else ISO 8601 times.
+            values = values.cast(pa.float64())
+        except pa.ArrowInvalid:
+            try:
+                return values.cast(pa.timestamp("us", "UTC")).cast(pa.int64()).cast(FLOW_TIME)
+            except pa.ArrowInvalid as err:
+                raise DataFormatError(f"ts: expected epoch seconds or ISO 8601 times ({err})") from None
     if pa.types.is_timestamp(values.type):
         return values.cast(FLOW_TIME)
-    micros = pc.round(pc.multiply(values.cast(pa.float64()), 1e6))
+    seconds = values.cast(pa.float64())
+    finite = np.isfinite(np.asarray(seconds.to_numpy(zero_copy_only=False), dtype=np.float64))
+    # NaN / inf (and beyond int64 microseconds) cannot be a time: say which record, not an Arrow trace.
+    ok = finite & (np.abs(np.nan_to_num(seconds.to_numpy(zero_copy_only=False), nan=0.0)) < 9.2e12)
+    if seconds.null_count:
+        ok |= np.asarray(seconds.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    if not ok.all():
+        bad = int(np.flatnonzero(~ok)[0])
+        raise DataFormatError(
+            f"ts: expected finite epoch seconds, got {seconds[bad].as_py()!r}",
+            line=None if lines is None else int(lines[bad]),
+        )
+    micros = pc.round(pc.multiply(seconds, 1e6))
     return micros.cast(pa.int64()).cast(FLOW_TIME)
 
 

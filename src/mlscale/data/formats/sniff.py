@@ -24,13 +24,15 @@ format                  recognised by
 
 from __future__ import annotations
 
+import gzip
+import zlib
 from pathlib import Path
 from typing import Literal
 
 from mlscale.data.streams import open_binary
 from mlscale.errors import DataError, DataFormatError
 
-__all__ = ["LOG_FORMATS", "TSHARK_DNS_REQUIRED", "LogFormat", "first_line", "sniff_log"]
+__all__ = ["BROKEN_STREAM", "LOG_FORMATS", "TSHARK_DNS_REQUIRED", "LogFormat", "first_line", "sniff_log"]
 
 LogFormat = Literal["zeek-conn", "nfdump-csv", "nfcapd", "argus", "zeek-dns", "tshark-dns", "parquet"]
 #: Every format :func:`sniff_log` recognises.
@@ -41,9 +43,20 @@ _NFCAPD_MAGIC = b"\x0c\xa5"
 _PARQUET_MAGIC = b"PAR1"
 
 
+#: What a cut-short or corrupt gzip stream raises while it is read.
+BROKEN_STREAM: tuple[type[Exception], ...] = (EOFError, zlib.error, gzip.BadGzipFile)
+
+
 def _head(path: Path, size: int = 65_536) -> bytes:
-    with open_binary(path) as stream:
-        return stream.read(size)
+    try:
+        with open_binary(path) as stream:
+            return stream.read(size)
+    except BROKEN_STREAM as err:
+        raise DataFormatError(
+            f"corrupt or truncated compressed file ({err})",
+            path=str(path),
+            hint="the download or copy was probably cut short: fetch the file again",
+        ) from None
 
 
 def sniff_log(path: Path) -> LogFormat | None:
