@@ -16,6 +16,18 @@ the dataclass's.
 ('knn', Knn(k=3))
 >>> params_to_argv(Knn(k=4))
 ['--k', '4']
+
+Without ``--model``, the family is the first one, or the first that takes every flag given:
+
+>>> @dataclasses.dataclass(frozen=True)
+... class Auto:
+...     seed: int = param(0, "seed")
+>>> parser = argparse.ArgumentParser()
+>>> add_params_arguments(parser, {"auto": Auto, "knn": Knn})
+>>> params_from_args({"auto": Auto, "knn": Knn}, parser.parse_args([]))
+('auto', Auto(seed=0))
+>>> params_from_args({"auto": Auto, "knn": Knn}, parser.parse_args(["--k", "3"]))
+('knn', Knn(k=3))
 """
 
 from __future__ import annotations
@@ -28,6 +40,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mlscale.apps.base import params_from_dict
+from mlscale.errors import ValidationError
 
 __all__ = ["FAMILY_DEST", "add_params_arguments", "params_from_args", "params_to_argv"]
 
@@ -66,12 +79,16 @@ def add_params_arguments(
     group = parser.add_argument_group("model")
     families = list(classes)
     if len(families) > 1:
+        # None, not the first family: params_from_args can then tell "no --model" apart and pick the family
+        # the other flags belong to (``--factors 8`` alone means a family that has factors).
+        described = "; ".join(f"{fam}: {_summary(cls)}" if _summary(cls) else fam for fam, cls in classes.items())
         group.add_argument(
             "--model",
             dest=FAMILY_DEST,
             choices=families,
-            default=families[0],
-            help=f"model family (default: {families[0]})",
+            default=None,
+            help=f"model family ({described}). Default: {families[0]}, or the first family that takes every "
+            "model flag given",
         )
     for name, owners in _fields(classes, only).items():
         family, f = owners[0]
@@ -101,7 +118,7 @@ def params_from_args(
     classes: Mapping[str, type[Any]], args: argparse.Namespace, defaults: Mapping[str, Any] | None = None
 ) -> tuple[str, Any]:
     """(family, params) from the parsed flags; unset fields take ``defaults`` (the engine's), then the class's."""
-    family = getattr(args, FAMILY_DEST, None) or next(iter(classes))
+    family = getattr(args, FAMILY_DEST, None) or _family_of_flags(classes, args)
     cls = classes[family]
     given = {
         f.name: getattr(args, f"param_{f.name}")
@@ -109,6 +126,22 @@ def params_from_args(
         if getattr(args, f"param_{f.name}", None) is not None
     }
     return family, params_from_dict(cls, {**(defaults or {}), **given})
+
+
+def _summary(cls: type[Any]) -> str:
+    """The first line of a params class's docstring (what ``--model``'s help says of the family)."""
+    doc = cls.__doc__ or ""
+    return "" if doc.startswith(cls.__name__ + "(") else doc.strip().split("\n")[0].rstrip(".")
+
+
+def _family_of_flags(classes: Mapping[str, type[Any]], args: argparse.Namespace) -> str:
+    """No ``--model``: the first family, unless flags were given that it lacks; then the first that has them all."""
+    given = {name for name in _fields(classes, None) if getattr(args, f"param_{name}", None) is not None}
+    for family, cls in classes.items():
+        if given <= {f.name for f in dataclasses.fields(cls)}:
+            return family
+    flags = ", ".join(sorted(_flag(owners[0][1]) for name, owners in _fields(classes, None).items() if name in given))
+    raise ValidationError(f"no model family takes all of {flags}; pick one with --model", field="--model")
 
 
 def params_to_argv(params: Any, family: str | None = None) -> list[str]:

@@ -1,4 +1,4 @@
-"""The generic verbs ``mlscale train|evaluate|update|precompute APP ...``, written once for every application.
+"""The generic verbs ``mlscale train|evaluate|update|precompute|tune APP ...``, written once for every application.
 
 Each verb adds the flags every application shares (data, registry, engine,
 the params flags generated from the app's params classes), lets the app add
@@ -21,14 +21,54 @@ from mlscale.engines import ENGINES, Engine, get_engine
 from mlscale.errors import ConfigError, ValidationError
 from mlscale.registry import ModelRef, Store, open_store
 
-__all__ = ["add_engine_args", "add_parser", "open_engine"]
+__all__ = ["DEFAULT_TRIALS", "add_engine_args", "add_parser", "open_engine", "parse_duration"]
 
 _HELP = {
     "train": "train a model and publish it to the registry",
     "evaluate": "measure a model offline against a baseline",
     "update": "fold new data into a model without a full retrain (new registry version)",
     "precompute": "score every user/entity in batch to Parquet",
+    "tune": "search model parameters on a validation split of the training data",
 }
+
+#: Trials of a search when neither --trials nor --time is given.
+DEFAULT_TRIALS = 20
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str | None) -> float | None:
+    """``90``, ``90s``, ``10m``, ``1.5h`` -> seconds (None stays None); a ValidationError otherwise.
+
+    >>> parse_duration("10m"), parse_duration("45"), parse_duration(None)
+    (600.0, 45.0, None)
+    """
+    if text is None:
+        return None
+    raw = text.strip().lower()
+    unit = _UNITS.get(raw[-1:])
+    try:
+        return float(raw[:-1] if unit else raw) * (unit or 1.0)
+    except ValueError:
+        raise ValidationError(f"expected a duration such as 90s, 10m or 1h, got {text!r}", field="--time") from None
+
+
+def _add_budget_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("search budget")
+    g.add_argument(
+        "--trials", type=int, default=None, help=f"trials to run (default: {DEFAULT_TRIALS} unless --time is given)"
+    )
+    g.add_argument("--time", default=None, metavar="DURATION", help="stop starting trials after this (90s, 10m, 1h)")
+    g.add_argument(
+        "--storage", type=Path, default=None, metavar="FILE", help="study file: a rerun resumes it (trials count)"
+    )
+
+
+def _budget(args: argparse.Namespace) -> None:
+    """Parse ``--time`` to seconds and apply the default trial count, in place (what the tuner reads)."""
+    args.time = parse_duration(args.time)
+    if args.trials is None and args.time is None:
+        args.trials = DEFAULT_TRIALS
 
 
 def add_engine_args(p: argparse.ArgumentParser) -> None:
@@ -58,6 +98,16 @@ def _add_verb_arguments(verb: str, app: Application, p: argparse.ArgumentParser)
         p.add_argument("--data", required=True, help=app.data_help)
         p.add_argument("--name", required=True, help="model name in the registry")
         add_params_arguments(p, app.params)
+        add_engine_args(p)
+        if "tune" in app.verbs:
+            p.add_argument(
+                "--tune", action="store_true", help="search the parameters first (as `mlscale tune`) and train the best"
+            )
+            _add_budget_args(p)
+    elif verb == "tune":
+        p.add_argument("--data", required=True, help=app.data_help)
+        p.add_argument("--seed", type=int, default=0, help="seed of the sampler and the validation split")
+        _add_budget_args(p)
         add_engine_args(p)
     elif verb == "evaluate":
         add_params_arguments(p, app.params, only=app.evaluate_param_fields)
@@ -138,6 +188,8 @@ def _train(args: argparse.Namespace) -> int:
     ModelRef.parse(f"{app.name}/{args.name}")  # a bad name fails now, not after training
     trainer = app.implementation("train", args.engine)
     _, params = params_from_args(app.params, args, trainer.param_defaults)
+    if getattr(args, "tune", False):
+        _budget(args)
     store = _store(args)
     with open_engine(args) as engine:
         result = trainer.fit(engine, _job(args, store, args.name), params)
@@ -202,4 +254,13 @@ def _precompute(args: argparse.Namespace) -> int:
     return 0
 
 
-_RUN = {"train": _train, "evaluate": _evaluate, "update": _update, "precompute": _precompute}
+def _tune(args: argparse.Namespace) -> int:
+    app = get_application(args.app)
+    tuner = app.implementation("tune", args.engine)
+    _budget(args)
+    with open_engine(args) as engine:
+        status: int = tuner.tune(engine, _job(args, None))
+    return status
+
+
+_RUN = {"train": _train, "evaluate": _evaluate, "update": _update, "precompute": _precompute, "tune": _tune}

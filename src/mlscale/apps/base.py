@@ -10,11 +10,13 @@ point) declares, per stage:
   implementation per engine name, as ``"module:attribute"`` strings loaded only
   when that engine is used, so Spark or a GPU library is imported only then;
 - :attr:`Application.codec`: its fitted model to registry arrays/tables and back;
+- :attr:`Application.tuners`: the parameter search per engine (``mlscale tune APP``,
+  ``train --tune``), where the app has one;
 - where it has them: :meth:`Application.predictor` (serving),
   :meth:`Application.scenario` (load tests), an ``updater`` and its own commands
   (:meth:`Application.add_commands`).
 
-The generic verbs (``mlscale train|evaluate|update|precompute APP``, publish,
+The generic verbs (``mlscale train|evaluate|update|precompute|tune APP``, publish,
 promote) are written once, in the command line and :func:`publish_model`, and
 call the application only through this contract. The contract sits between
 the applications and the stages (it speaks the stages' types: ``Predictor``,
@@ -62,6 +64,7 @@ __all__ = [
     "Precomputer",
     "TrainResult",
     "Trainer",
+    "Tuner",
     "Updater",
     "load_object",
     "param",
@@ -71,7 +74,7 @@ __all__ = [
 ]
 
 #: Generic verbs of the command line: ``mlscale VERB APP ...``.
-VERBS: tuple[str, ...] = ("train", "evaluate", "update", "precompute")
+VERBS: tuple[str, ...] = ("train", "evaluate", "update", "precompute", "tune")
 
 P = TypeVar("P")
 
@@ -178,6 +181,17 @@ class Evaluator(Protocol):
     def evaluate(self, engine: Engine, job: Job, params: Any) -> int: ...
 
 
+class Tuner(Protocol):
+    """Searches a model family's parameters on a validation split carved from the training data.
+
+    The job's options hold the budget (``trials`` and/or ``time`` in seconds),
+    ``storage`` (a file to resume from) and ``seed``; prints the trials and
+    returns the exit status.
+    """
+
+    def tune(self, engine: Engine, job: Job) -> int: ...
+
+
 class Updater(Protocol):
     """Folds new data into a loaded model without a full retrain."""
 
@@ -252,6 +266,8 @@ class Application(abc.ABC):
     evaluate_param_fields: ClassVar[tuple[str, ...] | None] = None
     #: Engine name -> ``"module:attribute"`` of a :class:`Precomputer` (empty: no ``precompute``).
     precomputers: ClassVar[Mapping[str, str]] = {}
+    #: Engine name -> ``"module:attribute"`` of a :class:`Tuner` (empty: no ``tune``, no ``train --tune``).
+    tuners: ClassVar[Mapping[str, str]] = {}
     #: ``"module:attribute"`` of an :class:`Updater` (None: no ``update``).
     updater: ClassVar[str | None] = None
     #: Top-level modules of the app's extra (``mlscale[NAME]``), checked when it is loaded.
@@ -272,6 +288,7 @@ class Application(abc.ABC):
             "evaluate": bool(self.evaluators),
             "update": self.updater is not None,
             "precompute": bool(self.precomputers),
+            "tune": bool(self.tuners),
         }
         return frozenset(v for v in VERBS if have[v])
 
@@ -287,7 +304,9 @@ class Application(abc.ABC):
 
     def implementation(self, kind: str, engine: str) -> Any:
         """The trainer / evaluator / precomputer for ``engine``; a clear error when there is none."""
-        table: Mapping[str, str] = {"train": self.trainers, "evaluate": self.evaluators}.get(kind, self.precomputers)
+        table: Mapping[str, str] = {"train": self.trainers, "evaluate": self.evaluators, "tune": self.tuners}.get(
+            kind, self.precomputers
+        )
         if engine not in table:
             raise ConfigError(
                 f"the {self.name} app cannot {kind} on {engine!r} yet; engines: {', '.join(table) or 'none'}"

@@ -10,6 +10,7 @@ import scipy.sparse as sp
 
 from mlscale.apps.base import Artifact
 from mlscale.apps.base import publish_model as publish
+from mlscale.apps.recommend.itemitem import ITEM_ITEM_KINDS, item_item_class
 from mlscale.apps.recommend.model import ImplicitRecommender
 from mlscale.errors import ArtifactError
 from mlscale.registry import LoadedModel, Manifest, Store
@@ -102,9 +103,17 @@ def from_artifact(loaded: LoadedModel) -> ImplicitRecommender:
                 raise ValueError(f"{key} has dtype {a[key].dtype}, expected one of kinds {kinds!r}")
         if a["user_factors"].ndim != 2 or a["item_factors"].ndim != 2:
             raise ValueError("the factor arrays must be 2-D")
-        if a["user_factors"].shape[1] != a["item_factors"].shape[1]:
-            raise ValueError("user and item factors differ in width")
-        model = ImplicitRecommender(**manifest.params)
+        kind = manifest.params.get("model")
+        model: ImplicitRecommender
+        if kind in ITEM_ITEM_KINDS:
+            # An item-item model keeps no user factors (width 0) and its n_items x n_items weights as item factors.
+            if a["item_factors"].shape[0] != a["item_factors"].shape[1]:
+                raise ValueError("an item-item model's weights must be square")
+            model = item_item_class(kind)(**manifest.params)
+        else:
+            if a["user_factors"].shape[1] != a["item_factors"].shape[1]:
+                raise ValueError("user and item factors differ in width")
+            model = ImplicitRecommender(**manifest.params)
         seen = sp.csr_matrix(
             (a["seen_data"], a["seen_indices"], a["seen_indptr"]),
             shape=(a["user_ids"].size, a["item_ids"].size),

@@ -23,11 +23,17 @@ import pyarrow as pa
 from mlscale.apps.args import add_registry_arg, registry_root
 from mlscale.apps.base import Application, Codec, Job, TrainResult, params_to_dict
 from mlscale.apps.recommend._artifact import APP, CODEC, from_artifact
-from mlscale.apps.recommend.evaluate import EvaluationReport, SplitMethod, evaluate_recommender
+from mlscale.apps.recommend.defaults import auto_model
+from mlscale.apps.recommend.evaluate import EvaluationReport, SplitMethod, evaluate_fit
 from mlscale.apps.recommend.ingest import ingest_matrix
+from mlscale.apps.recommend.itemitem import DEFAULT_ITEM_ITEM_BUDGET, EaseRecommender, KnnRecommender
+from mlscale.apps.recommend.matrix import InteractionMatrix
 from mlscale.apps.recommend.model import ImplicitRecommender, Recommendations
-from mlscale.apps.recommend.params import AlsParams, BprParams
+from mlscale.apps.recommend.params import FAMILIES
+from mlscale.apps.recommend.protocols import FitFn, ProtocolReport, evaluate_protocol
 from mlscale.apps.recommend.reader_args import add_reader_args, stream_options
+from mlscale.apps.recommend.tune import DEFAULT_FAMILIES, TuneResult, tune
+from mlscale.apps.recommend.tune import FAMILIES as TUNE_FAMILIES
 from mlscale.data.ingest import DEFAULT_MEMORY_BUDGET, parse_size
 from mlscale.data.sources import InteractionStream, open_interactions
 from mlscale.engines import Engine
@@ -38,14 +44,69 @@ if TYPE_CHECKING:
     from mlscale.loadtest.scenario import Scenario
     from mlscale.serve.predictor import Predictor
 
-__all__ = ["LOCAL_EVALUATOR", "LOCAL_TRAINER", "RecommendApp", "print_report", "recommender"]
+__all__ = [
+    "LOCAL_EVALUATOR",
+    "LOCAL_TRAINER",
+    "LOCAL_TUNER",
+    "RecommendApp",
+    "fitter",
+    "print_report",
+    "recommender",
+    "search",
+]
 
 _HERE = "mlscale.apps.recommend"
 
 
-def recommender(params: AlsParams | BprParams, threads: int) -> ImplicitRecommender:
-    """An unfitted recommender with these params, training on ``threads`` cores."""
-    return ImplicitRecommender(model=params.family, threads=threads, **params_to_dict(params))  # type: ignore[arg-type]
+def recommender(params: Any, threads: int) -> ImplicitRecommender:
+    """An unfitted recommender of a named family (not ``auto``: it is chosen from the data, see :func:`fitter`)."""
+    values = params_to_dict(params)
+    if params.family == "ease":
+        return EaseRecommender(threads=threads, **values)
+    if params.family == "knn":
+        return KnnRecommender(threads=threads, **values)
+    if params.family not in ("als", "bpr"):
+        raise ValidationError(f"{params.family!r} is chosen from the data; it has no model of its own", field="model")
+    return ImplicitRecommender(model=params.family, threads=threads, **values)
+
+
+def fitter(params: Any, threads: int) -> FitFn:
+    """``fit(training table, its matrix) -> fitted model`` for these params; ``auto`` runs :func:`auto_model`."""
+    if params.family == "auto":
+
+        def fit_auto(table: pa.Table, matrix: InteractionMatrix) -> ImplicitRecommender:
+            return auto_model(table, matrix, threads=threads, memory_budget=params.memory_budget, seed=params.seed)[0]
+
+        return fit_auto
+    return lambda _table, matrix: recommender(params, threads).fit(matrix)
+
+
+def _families(job: Job, family: str | None = None) -> tuple[str, ...]:
+    text = job.option("families")
+    if text:
+        return tuple(t for t in (s.strip() for s in str(text).split(",")) if t)
+    # `train --tune --model als` (model_family: the --model flag's dest): search ALS only; else the default families.
+    return (family,) if family and family != "auto" and job.option("model_family") else DEFAULT_FAMILIES
+
+
+def search(
+    table: pa.Table, job: Job, threads: int, *, seed: int, family: str | None = None, budget: int | None = None
+) -> TuneResult:
+    """The search ``mlscale tune`` and ``train --tune`` run, with the job's budget (trials, time, storage).
+
+    ``budget``: bytes an item-item model may take (EASE / kNN trials are left out over it).
+    """
+    return tune(
+        table,
+        families=_families(job, family),
+        trials=job.options.get("trials"),
+        timeout=job.options.get("time"),
+        seed=seed,
+        storage=job.option("storage"),
+        threads=threads,
+        progress=not job.option("quiet") and sys.stderr.isatty(),
+        memory_budget=DEFAULT_ITEM_ITEM_BUDGET if budget is None else int(budget),
+    )
 
 
 def default_split(table: pa.Table) -> SplitMethod:
@@ -75,33 +136,63 @@ class LocalTrainer:
 
     param_defaults: Mapping[str, Any] = {}
 
-    def fit(self, engine: Engine, job: Job, params: AlsParams | BprParams) -> TrainResult:
+    def fit(self, engine: Engine, job: Job, params: Any) -> TrainResult:
         budget = parse_size(job.option("memory_budget", f"{DEFAULT_MEMORY_BUDGET >> 20}M"))
         stream = _stream(job)
+        tuning, auto = bool(job.option("tune")), params.family == "auto"
         start = time.perf_counter()
-        # Evaluating needs the rows in memory anyway: read the file once and build the matrix from them
-        # (reading it twice would also count its bad rows twice).
-        table = stream.read_all() if job.option("evaluate") else None
+        # Evaluating, the default's choice and a search need the rows in memory anyway: read the file once
+        # and build the matrix from them (reading it twice would also count its bad rows twice).
+        table = stream.read_all() if job.option("evaluate") or tuning or auto else None
         matrix = ingest_matrix(stream if table is None else table.to_batches(), memory_budget=budget)
         ingest_s = time.perf_counter() - start
         print(
             f"data: {matrix.shape[0]:,} users x {matrix.shape[1]:,} items, {matrix.nnz:,} interactions "
             f"({ingest_s:.1f}s)" + (f"; {stream.bad_rows:,} bad rows skipped" if stream.bad_rows else "")
         )
-        model = recommender(params, engine.threads)
+        extra: dict[str, Any] = {"data": job.data, "bad_rows": stream.bad_rows}
+        fit = fitter(params, engine.threads)
         start = time.perf_counter()
-        model.fit(matrix, progress=not job.option("quiet") and sys.stderr.isatty())
+        if tuning:
+            assert table is not None
+            result = search(
+                table,
+                job,
+                engine.threads,
+                seed=params.seed,
+                family=params.family,
+                budget=getattr(params, "memory_budget", None),
+            )
+            print(result.table())
+            extra["tuning"] = result.as_dict()
+
+            def fit_tuned(_table: pa.Table, m: InteractionMatrix) -> ImplicitRecommender:
+                return result.model(threads=engine.threads).fit(m)
+
+            fit = fit_tuned
+            model = fit_tuned(table, matrix)
+        elif auto:
+            assert table is not None
+            model, info = auto_model(
+                table, matrix, threads=engine.threads, memory_budget=params.memory_budget, seed=params.seed
+            )
+            print(f"default model: {info['rule']}")
+            extra["default_choice"] = info
+        else:
+            model = recommender(params, engine.threads)
+            model.fit(matrix, progress=not job.option("quiet") and sys.stderr.isatty())
         took = time.perf_counter() - start
         metrics = {"train_seconds": round(took, 3), "ingest_seconds": round(ingest_s, 3)}
-        if table is not None:
-            report = evaluate_recommender(table, recommender(params, engine.threads), split=default_split(table))
+        if table is not None and job.option("evaluate"):
+            # The same choice again on the split's training part only: the test rows never steer it.
+            report = evaluate_fit(table, fit, split=default_split(table))
             print(report.table())
             metrics.update(report.metrics())
         return TrainResult(
             model,
             metrics,
             matrix.fingerprint(),
-            extra={"data": job.data, "bad_rows": stream.bad_rows},
+            extra=extra,
             summary=f"trained {model.model} in {took:.1f}s",
         )
 
@@ -111,11 +202,27 @@ class LocalEvaluator:
 
     param_defaults: Mapping[str, Any] = {}
 
-    def evaluate(self, engine: Engine, job: Job, params: AlsParams | BprParams) -> int:
+    def evaluate(self, engine: Engine, job: Job, params: Any) -> int:
+        fit = fitter(params, engine.threads)
+        if job.option("protocol"):
+            if job.option("split"):
+                raise ValidationError("give --protocol or --split, not both", field="--protocol")
+            proto = evaluate_protocol(
+                job.data,
+                job.option("protocol"),
+                fit,
+                data_dir=job.data_dir,
+                k=job.option("k", 10),
+                seed=params.seed,
+                on_fold=lambda fold, r: print(
+                    f"{fold}: NDCG@{r.k} {r.model['ndcg']:.4f} (popularity {r.popularity['ndcg']:.4f})", flush=True
+                ),
+            )
+            return print_protocol_report(job, engine, params.family, proto)
         table = _stream(job).read_all()
-        report = evaluate_recommender(
+        report = evaluate_fit(
             table,
-            recommender(params, engine.threads),
+            fit,
             split=job.option("split") or default_split(table),
             k=job.option("k", 10),
             n_test=job.option("n_test", 10),
@@ -125,8 +232,37 @@ class LocalEvaluator:
         return print_report(job, engine, report)
 
 
+class LocalTuner:
+    """``mlscale tune recommend``: the search in this process; prints the trials and the choice."""
+
+    def tune(self, engine: Engine, job: Job) -> int:
+        table = _stream(job).read_all()
+        result = search(table, job, engine.threads, seed=int(job.option("seed", 0)))
+        print(f"data: {job.data} (engine {engine.name}); validation: {result.validation}")
+        print(result.table())
+        out: Path | None = job.option("json")
+        if out is not None:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps({"data": job.data, **result.as_dict()}, indent=2) + "\n")
+            print(f"report: {out}")
+        return 0
+
+
+def print_protocol_report(job: Job, engine: Engine, family: str, report: ProtocolReport) -> int:
+    """What ``mlscale evaluate recommend --protocol`` prints and writes."""
+    print(f"data: {job.data} (engine {engine.name}, model {family})")
+    print(report.table())
+    out: Path | None = job.option("json")
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({"model": family, **report.as_dict()}, indent=2) + "\n")
+        print(f"report: {out}")
+    return 0
+
+
 LOCAL_TRAINER = LocalTrainer()
 LOCAL_EVALUATOR = LocalEvaluator()
+LOCAL_TUNER = LocalTuner()
 
 
 def _ids(text: str) -> list[str]:
@@ -134,11 +270,11 @@ def _ids(text: str) -> list[str]:
 
 
 class RecommendApp(Application):
-    """Implicit-feedback recommendations (ALS / BPR)."""
+    """Implicit-feedback recommendations (auto: EASE or ALS; ALS, BPR, EASE, item-kNN)."""
 
     name: ClassVar[str] = APP
-    summary: ClassVar[str] = "implicit-feedback recommendations (ALS, BPR)"
-    params: ClassVar[Mapping[str, type[Any]]] = {"als": AlsParams, "bpr": BprParams}
+    summary: ClassVar[str] = "implicit-feedback recommendations (auto, ALS, BPR, EASE, item-kNN)"
+    params: ClassVar[Mapping[str, type[Any]]] = FAMILIES
     trainers: ClassVar[Mapping[str, str]] = {
         "local": f"{_HERE}.app:LOCAL_TRAINER",
         "spark": f"{_HERE}.spark:TRAINER",
@@ -151,6 +287,7 @@ class RecommendApp(Application):
         "local": f"{_HERE}.precompute:PRECOMPUTER",
         "spark": f"{_HERE}.spark:PRECOMPUTER",
     }
+    tuners: ClassVar[Mapping[str, str]] = {"local": f"{_HERE}.app:LOCAL_TUNER"}
     updater: ClassVar[str | None] = f"{_HERE}.update:UPDATER"
     requires: ClassVar[tuple[str, ...]] = ("implicit", "scipy", "threadpoolctl")
     data_help: ClassVar[str] = "catalogue name, file or folder of interactions"
@@ -187,10 +324,26 @@ class RecommendApp(Application):
                 help="time: each user's last --n-test held out (default when the data has "
                 "timestamps); random: --test-fraction held out",
             )
+            parser.add_argument(
+                "--protocol",
+                default=None,
+                help="a standard protocol instead of --split, mean and spread over its folds: u1..u5, ua, ub, "
+                "u1-u5, ua-ub (MovieLens-100k's official folds), last-N, random-F[-xR]",
+            )
             parser.add_argument("--n-test", type=int, default=10, help="held-out interactions per user (time)")
             parser.add_argument("--test-fraction", type=float, default=0.2, help="held-out share (random)")
             parser.add_argument("--k", type=int, default=10, help="metrics at k (default: 10)")
             parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="write the report as JSON")
+            add_reader_args(parser)
+        elif verb == "tune":
+            parser.add_argument(
+                "--families",
+                default=None,
+                help=f"comma-separated families to search among {', '.join(TUNE_FAMILIES)} "
+                f"(default: {','.join(DEFAULT_FAMILIES)})",
+            )
+            parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="write the trials as JSON")
+            parser.add_argument("--quiet", action="store_true", help="no progress bar")
             add_reader_args(parser)
         elif verb == "update":
             add_reader_args(parser)

@@ -31,7 +31,7 @@ import inspect
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Self
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -112,6 +112,9 @@ class ImplicitRecommender:
     fitted state (attributes ending in ``_``).
     """
 
+    #: True for models scored as history x item-item matrix (:mod:`~mlscale.apps.recommend.itemitem`).
+    item_item: ClassVar[bool] = False
+
     def __init__(
         self,
         model: ModelKind = "als",
@@ -140,8 +143,9 @@ class ImplicitRecommender:
 
     # -- parameters ---------------------------------------------------------------
 
-    #: The constructor's arguments, in order: what :meth:`get_params` returns and a manifest stores.
-    _PARAMS = tuple(inspect.signature(__init__).parameters)[1:]
+    #: The constructor's arguments, in order: what :meth:`get_params` returns and a manifest stores
+    #: (subclasses with other constructors set their own).
+    _PARAMS: tuple[str, ...] = tuple(inspect.signature(__init__).parameters)[1:]
 
     def get_params(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self._PARAMS}
@@ -155,7 +159,9 @@ class ImplicitRecommender:
             return AlternatingLeastSquares(
                 factors=self.factors,
                 regularization=self.regularization_,
-                alpha=self.alpha,
+                # implicit takes a stored value as the whole confidence (C = alpha * value), so fit()
+                # hands it 1 + alpha * weight and leaves implicit's alpha at 1.
+                alpha=1.0,
                 iterations=self.iterations,
                 num_threads=self.threads,
                 random_state=self.seed,
@@ -177,11 +183,17 @@ class ImplicitRecommender:
         if matrix.nnz == 0:
             raise ValidationError("the interaction matrix is empty", field="data")
         weighted = weight_matrix(matrix.csr, self.weighting, self.bm25_k1, self.bm25_b)
+        confidence = weighted
+        if self.model == "als":
+            # The documented confidence, C = 1 + alpha * weight: every observed entry weighs more than
+            # a missing one (C = 1), whatever the weighting (BM25 weights are often well below 1).
+            confidence = weighted.copy()
+            confidence.data = (1.0 + self.alpha * confidence.data).astype(np.float32)
         # implicit runs its own threads; a multi-threaded BLAS underneath would oversubscribe the cores
         # (implicit checks this when the model is created, so create it inside the limit too).
         with threadpool_limits(1, "blas"):
             model = self._implicit_model()
-            model.fit(weighted, show_progress=progress)
+            model.fit(confidence, show_progress=progress)
         self._set_state(
             user_factors=np.ascontiguousarray(model.user_factors, dtype=np.float32),
             item_factors=np.ascontiguousarray(model.item_factors, dtype=np.float32),
@@ -273,6 +285,10 @@ class ImplicitRecommender:
         self._check_fitted()
         return lookup_ids(self.item_ids_, self._item_sorter, self._coerce(items, self.item_ids_, field))
 
+    def user_vectors(self, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
+        """The query vectors of known users (rows): scores are these times :attr:`item_factors_` transposed."""
+        return np.asarray(self.user_factors_[rows])
+
     # -- fold-in ------------------------------------------------------------------
 
     def _gram_matrix(self) -> npt.NDArray[np.float32]:
@@ -346,7 +362,7 @@ class ImplicitRecommender:
         warm_idx, fold_idx = np.flatnonzero(~cold), np.flatnonzero(fold)
         if warm_idx.size or fold_idx.size:
             query = np.empty((warm_idx.size + fold_idx.size, self.item_factors_.shape[1]), np.float32)
-            query[: warm_idx.size] = self.user_factors_[rows[warm_idx]]
+            query[: warm_idx.size] = self.user_vectors(rows[warm_idx])
             if fold_idx.size:
                 query[warm_idx.size :] = self.fold_in([recent[i] for i in fold_idx])
             order = np.concatenate([warm_idx, fold_idx])

@@ -190,6 +190,11 @@ class RecommendPredictor(Predictor):
             None if ids.size < 2 or bool(np.all(ids[1:] > ids[:-1])) else np.asarray(model._user_sorter)
         )
         self._anonymous = self._unused_user_id()
+        # Item-item models (EASE, kNN) have no user factors: a user's query vector is their history.
+        self._item_item = model.item_item
+
+    def _queries(self, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
+        return self.model.user_vectors(rows) if self._item_item else self._x[rows]
 
     def _unused_user_id(self) -> Any:
         ids = self.model.user_ids_
@@ -441,7 +446,7 @@ class RecommendPredictor(Predictor):
                 exc, _ = self._positions(cand, exc, exc)
         if rows.size == 1 and cand is None:
             return self._score_one(int(rows[0]), k, exclude_seen, exc)
-        scores = self._x[rows] @ y.T
+        scores = self._queries(rows) @ y.T
         width = scores.shape[1]
         if exclude_seen:
             starts = self._indptr[rows]
@@ -476,7 +481,7 @@ class RecommendPredictor(Predictor):
         self, row: int, k: int, exclude_seen: bool, exc: npt.NDArray[np.int64] | None
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
         """:meth:`_score` for one user, in 1-D (a third of the numpy calls: a lone request's latency)."""
-        scores = self._y @ self._x[row]
+        scores = self._y @ (self._queries(np.array([row]))[0] if self._item_item else self._x[row])
         if exclude_seen:
             scores[self._indices[self._indptr[row] : self._indptr[row + 1]]] = -np.inf
         if exc is not None:

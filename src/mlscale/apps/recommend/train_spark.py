@@ -338,6 +338,12 @@ def precompute_spark(
 ) -> int:
     """Every user's top-``k`` from a registry model, scored on Spark, to a Parquet folder."""
     model._check_fitted()
+    if model.item_item:
+        # Spark scores user factors against broadcast item factors; an item-item model has no user factors.
+        raise ValidationError(
+            f"precompute on Spark scores factor models (ALS, BPR), not {model.model!r}; use --engine local",
+            field="engine",
+        )
     f = functions()
     spark = engine.session
     with spark_errors("precomputing recommendations"):

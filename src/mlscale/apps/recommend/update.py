@@ -25,6 +25,7 @@ import scipy.sparse as sp
 
 from mlscale.apps.base import Job, TrainResult
 from mlscale.apps.recommend.idmap import IdMap
+from mlscale.apps.recommend.itemitem import ItemItemRecommender
 from mlscale.apps.recommend.model import ImplicitRecommender, solve_rows, weight_matrix
 from mlscale.errors import DataError
 
@@ -59,6 +60,9 @@ def update_model(model: ImplicitRecommender, new: pa.Table) -> ImplicitRecommend
     seen = sp.csr_matrix((old_seen.data, old_seen.indices, indptr), shape=(n_u, n_i), copy=True)
     seen = (seen + sp.csr_matrix((values, (u, i)), shape=(n_u, n_i))).tocsr()
     seen.sum_duplicates()
+    if isinstance(model, ItemItemRecommender):
+        # An item-item model scores histories: the new rows are all it needs (new items: zero weights).
+        return model.with_seen(user_ids, item_ids, seen)
     weighted = weight_matrix(seen, model.weighting, model.bm25_k1, model.bm25_b)
 
     f = model.item_factors_.shape[1]
