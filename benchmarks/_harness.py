@@ -181,11 +181,13 @@ class Outcome:
     """One run of one candidate in its own process."""
 
     candidate: str
-    status: str  # ok | memory-error | killed | timeout | failed
+    status: str  # ok | skipped (a library is missing) | memory-error | killed | timeout | failed
     peak_rss_kib: int
     process_seconds: float
     metrics: dict[str, Any] = field(default_factory=dict)
     error: str = ""
+    #: The machine's 1-minute load average when the run started (how shared the cores were).
+    loadavg_1m: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -199,9 +201,18 @@ def _child_env() -> dict[str, str]:
 
 
 def run_candidate(
-    candidate: str, target: str, params: Mapping[str, Any], *, timeout: float, profile: Path | None = None
+    candidate: str,
+    target: str,
+    params: Mapping[str, Any],
+    *,
+    timeout: float,
+    profile: Path | None = None,
+    python: str | None = None,
 ) -> Outcome:
     """Run ``target`` (``module:function``) with ``params`` in a fresh interpreter.
+
+    ``python`` is that interpreter (default: this one), for a baseline that
+    lives in another environment (an older pandas, say).
 
     The peak RSS is the child's ``ru_maxrss`` from :func:`os.wait4`. A child
     still running after ``timeout`` seconds is killed and recorded as
@@ -209,7 +220,8 @@ def run_candidate(
     ``killed``; one that raised MemoryError as ``memory-error``.
     """
     spec = {"target": target, "params": dict(params), "profile": str(profile) if profile else None}
-    cmd = [sys.executable, "-m", "benchmarks._worker", json.dumps(spec)]
+    cmd = [python or sys.executable, "-m", "benchmarks._worker", json.dumps(spec)]
+    load = os.getloadavg()[0]
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         start = time.monotonic()
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=REPO_ROOT, env=_child_env())
@@ -244,6 +256,8 @@ def run_candidate(
         state, error = "timeout", f"still running after {timeout:.0f}s: killed"
     elif code == 0 and metrics.get("status", "ok") == "ok":
         state, error = "ok", ""
+    elif code == 0 and metrics.get("status") == "skipped":
+        state, error = "skipped", str(metrics.get("error", ""))
     elif metrics.get("status") == "memory-error":
         state, error = "memory-error", "MemoryError"
     elif code < 0:
@@ -262,6 +276,7 @@ def run_candidate(
         process_seconds=elapsed,
         metrics=metrics,
         error=error,
+        loadavg_1m=round(load, 2),
     )
 
 
@@ -273,15 +288,20 @@ def run_candidates(
     timeout: float = 3600.0,
     profile_dir: Path | None = None,
     log: bool = True,
+    pythons: Mapping[str, str] | None = None,
 ) -> dict[str, list[Outcome]]:
-    """Run each ``(name, target)`` ``repeat`` times, interleaved so drift hits all alike."""
+    """Run each ``(name, target)`` ``repeat`` times, interleaved so drift hits all alike.
+
+    ``pythons`` maps a candidate to the interpreter it runs under (default: this one).
+    """
     runs: dict[str, list[Outcome]] = {name: [] for name, _ in candidates}
     for r in range(repeat):
         for name, target in candidates:
             if log:
                 print(f"  running {name} ({r + 1}/{repeat}) ...", file=sys.stderr, flush=True)
             prof = profile_dir / f"{name}-{r}.prof" if profile_dir is not None else None
-            outcome = run_candidate(name, target, params, timeout=timeout, profile=prof)
+            python = (pythons or {}).get(name)
+            outcome = run_candidate(name, target, params, timeout=timeout, profile=prof, python=python)
             if log:
                 done = (
                     f"{outcome.metrics.get('seconds', float('nan')):.2f}s measured"

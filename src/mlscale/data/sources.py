@@ -51,6 +51,11 @@ class InteractionStream:
         for reader in self._readers:
             yield from reader
 
+    def skip_timestamps(self) -> None:
+        """Tell every reader its consumer ignores timestamps (:meth:`InteractionReader.skip_timestamps`)."""
+        for reader in self._readers:
+            reader.skip_timestamps()
+
     def read_all(self) -> pa.Table:
         """Every interaction as one table (for data that fits in memory)."""
         return pa.Table.from_batches(list(self), schema=self.schema)

@@ -70,8 +70,8 @@ class IdMap:
         idx = self._lookup[values]
         missing = idx < 0
         if missing.any():
-            fresh, first = np.unique(values[missing], return_index=True)
-            fresh = fresh[np.argsort(first, kind="stable")]
+            # Arrow's hash kernel keeps first-appearance order and costs no sort (np.unique sorted them all).
+            fresh = pc.unique(pa.array(values[missing])).to_numpy()
             self._lookup[fresh] = np.arange(self.size, self.size + fresh.size, dtype=np.int32)
             self._values.append(pa.array(fresh, type=pa.int64()))
             self._known = None

@@ -7,10 +7,12 @@ The build is two passes over a spill file: pass one maps ids to indices
 (in order of first appearance), counts each user's interactions and appends
 the index triples to a scratch file once the in-memory buffer passes half of
 ``memory_budget``; pass two allocates the final CSR arrays once and scatters
-the triples into place a budget-sized chunk at a time. Peak memory is thus the
-final matrix plus the id maps plus about ``memory_budget``, whatever the input
-size. Duplicate (user, item) pairs are summed: repeated implicit feedback is
-more confidence.
+the triples into place a budget-sized chunk at a time (a chunk of a log grouped
+by user needs no sort, often only two plain copies), then sorts each row's
+columns in place on every core (:mod:`mlscale.apps.recommend.rowsort`). Peak
+memory is thus the final matrix plus the id maps plus about ``memory_budget``,
+whatever the input size. Duplicate (user, item) pairs are summed: repeated
+implicit feedback is more confidence.
 
 >>> import numpy as np, pyarrow as pa
 >>> from mlscale.data.readers import interaction_schema
@@ -37,7 +39,9 @@ import scipy.sparse as sp
 
 from mlscale.apps.recommend.idmap import IdMap
 from mlscale.apps.recommend.matrix import InteractionMatrix
+from mlscale.apps.recommend.rowsort import sort_rows
 from mlscale.data.ingest import DEFAULT_MEMORY_BUDGET
+from mlscale.data.pipeline import default_workers
 from mlscale.errors import DataError, ValidationError
 
 __all__ = ["MatrixBuilder", "ingest_matrix"]
@@ -148,7 +152,9 @@ class MatrixBuilder:
             finally:
                 for h in handles:
                     h.close()
-        yield from self._buffer
+        # Hand the buffered parts over one at a time so each is freed once scattered.
+        while self._buffer:
+            yield self._buffer.pop(0)
 
     def build(
         self, *, user_ids: npt.NDArray[Any] | None = None, item_ids: npt.NDArray[Any] | None = None
@@ -177,18 +183,12 @@ class MatrixBuilder:
             data = np.empty(nnz, dtype=np.float32)
             cursor = indptr[:-1].astype(np.int64)
             for u, i, v in self._chunks():
-                order = np.argsort(u, kind="stable")
-                us = u[order]
-                starts = np.flatnonzero(np.r_[True, us[1:] != us[:-1]])
-                sizes = np.diff(np.r_[starts, us.size])
-                rank = np.arange(us.size) - np.repeat(starts, sizes)
-                pos = cursor[us] + rank
-                indices[pos] = i[order]
-                data[pos] = v[order]
-                cursor[us[starts]] += sizes
-                del order, us, rank, pos
+                _scatter(u, i, v, cursor, indices, data)
+                del u, i, v
             csr: sp.csr_matrix = sp.csr_matrix((data, indices, indptr), shape=(n_users, n_items))  # type: ignore[arg-type]
-            csr.sum_duplicates()  # sorts each row's columns in place, then merges repeats
+            # Each row's columns sorted in place on every core (the costliest step after parsing), then repeats merged.
+            sort_rows(csr, workers=default_workers())
+            csr.sum_duplicates()
             return InteractionMatrix(csr=csr, user_ids=user_ids, item_ids=item_ids)
         finally:
             self.close()
@@ -198,6 +198,45 @@ class MatrixBuilder:
         if self._spill is not None:
             shutil.rmtree(self._spill, ignore_errors=True)
             self._spill = None
+
+
+def _scatter(
+    u: npt.NDArray[np.int32],
+    i: npt.NDArray[np.int32],
+    v: npt.NDArray[np.float32],
+    cursor: npt.NDArray[np.int64],
+    indices: npt.NDArray[np.int32],
+    data: npt.NDArray[np.float32],
+) -> None:
+    """Put one chunk's triples at their rows' next free slots (``cursor``, advanced).
+
+    Logs grouped by user (one user's rows together, as most exports are) take
+    the fast paths: no sort, and when the chunk's rows are consecutive slots
+    of the matrix, two plain copies instead of a scatter.
+    """
+    if u.size == 0:
+        return
+    grouped = bool((u[1:] >= u[:-1]).all())
+    if grouped:
+        us, ii, vv = u, i, v
+    else:
+        order = np.argsort(u, kind="stable")
+        us, ii, vv = u[order], i[order], v[order]
+        del order
+    starts = np.flatnonzero(np.r_[True, us[1:] != us[:-1]])
+    sizes = np.diff(np.r_[starts, us.size])
+    rows = us[starts]
+    first = cursor[rows]
+    if grouped and bool((first[1:] == first[:-1] + sizes[:-1]).all()):
+        # The chunk fills one run of slots, in order.
+        at = int(first[0])
+        indices[at : at + us.size] = ii
+        data[at : at + us.size] = vv
+    else:
+        pos = np.repeat(first - starts, sizes) + np.arange(us.size)
+        indices[pos] = ii
+        data[pos] = vv
+    cursor[rows] += sizes
 
 
 def _id_type_of(batch: pa.RecordBatch) -> pa.DataType:
@@ -211,7 +250,15 @@ def ingest_matrix(
     spill_dir: str | Path | None = None,
     on_batch: Callable[[pa.RecordBatch], None] | None = None,
 ) -> InteractionMatrix:
-    """Build an :class:`InteractionMatrix` from a stream of interaction batches."""
+    """Build an :class:`InteractionMatrix` from a stream of interaction batches.
+
+    The matrix has no use for event times: a reader or stream that can skip
+    parsing them (``skip_timestamps()``) is told to, so ``on_batch`` then sees
+    null timestamps.
+    """
+    skip = getattr(batches, "skip_timestamps", None)
+    if callable(skip):
+        skip()
     builder: MatrixBuilder | None = None
     try:
         for batch in batches:

@@ -80,3 +80,22 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
 def test_empty_stream_is_an_error() -> None:
     with pytest.raises(DataError, match="no interactions"):
         ingest_matrix([])
+
+
+@pytest.mark.parametrize("layout", ["grouped", "grouped-spanning", "shuffled"])
+def test_grouped_and_shuffled_logs_build_the_same_matrix(layout: str, tmp_path: Path) -> None:
+    # Grouped logs take the scatter's copy paths; a user spanning batches, or shuffled rows, the general one.
+    rng = np.random.default_rng(3)
+    users = np.sort(rng.integers(0, 2000, 300_000))
+    items = rng.integers(0, 700, 300_000)
+    if layout == "grouped-spanning":
+        users = np.r_[users, users[:5000]]  # users seen again at the end: their rows are not one run
+        items = np.r_[items, items[:5000]]
+    if layout == "shuffled":
+        perm = rng.permutation(users.size)
+        users, items = users[perm], items[perm]
+    m = ingest_matrix(batches(users, items, 7_000), memory_budget=16 << 20, spill_dir=tmp_path)
+    ref = InteractionMatrix.from_arrays(users, items)
+    assert m.nnz == ref.nnz
+    assert np.array_equal(dense_by_id(m), ref.csr.toarray())
+    assert m.csr.has_canonical_format
