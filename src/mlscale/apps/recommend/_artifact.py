@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from mlscale.apps.recommend import ann
 from mlscale.apps.recommend.model import ImplicitRecommender
 from mlscale.errors import ArtifactError
 from mlscale.registry import LoadedModel, Manifest, Store
@@ -56,6 +57,9 @@ def publish_model(
         "interactions": int(seen.nnz),
         **(extra or {}),
     }
+    if model.ann_ is not None:  # the index: its own checksummed file, its facts in the manifest
+        arrays[ann.ARRAY_KEY] = model.ann_.to_array()
+        info[ann.META_KEY] = model.ann_.meta
     return store.publish(
         APP,
         name,
@@ -96,4 +100,15 @@ def from_artifact(loaded: LoadedModel) -> ImplicitRecommender:
         fold_in_weight=float(manifest.extra.get("fold_in_weight", 1.0)),
         item_popularity=np.asarray(a["item_popularity"]),
     )
+    meta = manifest.extra.get(ann.META_KEY)
+    if meta is not None:
+        if ann.ARRAY_KEY not in a:
+            raise ArtifactError(f"{manifest.ref}: the manifest describes an index but {ann.ARRAY_KEY}.npy is missing")
+        model.ann_ = ann.AnnIndex.from_array(
+            a[ann.ARRAY_KEY],
+            dict(meta),
+            n_items=model.n_items,
+            factors=int(model.item_factors_.shape[1]),
+            where=f"{manifest.ref}: {ann.ARRAY_KEY}.npy",
+        )
     return model

@@ -37,6 +37,7 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
+from mlscale.apps.recommend.ann import gather_rows
 from mlscale.apps.recommend.model import MAX_K, ImplicitRecommender, Recommendations
 from mlscale.errors import MlscaleError, ValidationError
 from mlscale.serve.predictor import Action, Predictor
@@ -220,6 +221,8 @@ class RecommendPredictor(Predictor):
     def warm(self) -> None:
         # Fault the memory-mapped pages in and exercise each path once (BLAS, fold-in, popularity).
         float(self._y.sum()) + float(self._x.sum()) + int(self._indices.sum())
+        if self.model.ann_ is not None:
+            self.model.ann_.warm()
         users = self.model.user_ids_[: min(64, self.model.n_users)].tolist()
         first_item = self._item_ids[:1].tolist()
         requests = [
@@ -398,8 +401,23 @@ class RecommendPredictor(Predictor):
         exclude_seen: bool,
         include: tuple[Id, ...] | None,
         exclude: tuple[Id, ...] | None,
+        approximate: bool = True,
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
         """Top-k item columns and scores for known users; -1 / -inf where fewer than k items qualify."""
+        ann = self.model.ann_
+        if approximate and include is None and ann is not None:
+            exc_rows = np.empty(0, np.int64)
+            if exclude is not None:
+                exc_rows = self.model.item_index(list(exclude), "exclude")
+                exc_rows = np.unique(exc_rows[exc_rows >= 0])
+            return ann.topk(
+                self._x[rows],
+                k,
+                self._y,
+                seen=gather_rows(self._indptr, self._indices, rows) if exclude_seen else None,
+                excluded=exc_rows,
+                exact=lambda sub: self._score(rows[sub], k, exclude_seen, None, exclude, approximate=False),
+            )
         y = self._y
         cand: npt.NDArray[np.int64] | None = None
         if include is not None:
