@@ -353,9 +353,7 @@ class AnnIndex:
             out_ids[short, : ex_ids.shape[1]], out_scores[short, : ex_ids.shape[1]] = ex_ids, ex_scores
         return out_ids, out_scores
 
-    def similar(
-        self, rows: I64, k: int, item_factors: npt.NDArray[np.float32], *, threads: int = 1
-    ) -> tuple[I64, F32]:
+    def similar(self, rows: I64, k: int, item_factors: npt.NDArray[np.float32], *, threads: int = 1) -> tuple[I64, F32]:
         """The ``k`` items of highest cosine to each item row (itself excluded), from over-fetched candidates."""
         y = np.asarray(item_factors)
         if self._norms is None or self._norms.size != y.shape[0]:

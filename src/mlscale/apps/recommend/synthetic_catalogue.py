@@ -112,7 +112,7 @@ def synthetic_model(spec: SyntheticCatalogue, *, threads: int = 0) -> ImplicitRe
         spread = np.float32(spec.cluster_spread)
         mix = np.float32(1.0 / np.sqrt(1.0 + spec.cluster_spread**2))  # keeps E|x|^2 = 1
         for x in (items, users):
-            topic = rng.integers(0, n_clusters, x.shape[0])
+            topic = np.asarray(rng.integers(0, n_clusters, x.shape[0], dtype=np.int64))
             for start in range(0, x.shape[0], _CHUNK):
                 stop = min(x.shape[0], start + _CHUNK)
                 x[start:stop] *= spread
