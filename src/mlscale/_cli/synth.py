@@ -87,6 +87,9 @@ def add_commands(group: Any) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _common.add_data_dir_arg(p)
     p.set_defaults(handler=_synth)
+    from mlscale._cli import synth_model  # a recommender with synthetic factors: large catalogues, no training
+
+    synth_model.add_command(group)
 
 
 def _output_format(args: argparse.Namespace) -> str:

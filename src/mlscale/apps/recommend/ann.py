@@ -64,18 +64,23 @@ but copies part of its graph (about 40% of the file).
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
+import sys
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from dataclasses import MISSING, asdict, dataclass, fields
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from mlscale.errors import ArtifactError, DependencyError, ValidationError
+
+if TYPE_CHECKING:
+    from mlscale.apps.recommend.model import ImplicitRecommender
 
 __all__ = [
     "ARRAY_KEY",
@@ -86,9 +91,12 @@ __all__ = [
     "AnnIndex",
     "AnnParams",
     "RecallWarning",
+    "add_flags",
+    "attach_index",
     "build_index",
     "exact_topk",
     "gather_rows",
+    "params_from_flags",
     "recall_at_k",
     "require_faiss",
 ]
@@ -554,3 +562,65 @@ def _similar_recall(ann: AnnIndex, y: F32, k: int, rng: np.random.Generator, thr
     truth = exact_topk(y[rows] / norms[rows, None], y, kk, norms=norms, skip=rows)
     found, _ = ann.similar(rows, kk, y, threads=threads)
     return round(recall_at_k(found, truth), 4)
+
+
+_FLAG_HELP = {
+    "kind": f"index over the item factors: auto (none below --ann-exact-below items, ivf above), none, flat "
+    f"(exact, faiss), ivf or hnsw (default: auto; needs {INSTALL})",
+    "recall_target": "recall@k that tuning nprobe / efSearch aims for (default: 0.95)",
+    "min_recall": "fail instead of warning when the index's recall@k ends below this",
+    "k": "the k of the recall measured at build time (default: 10)",
+    "sample_users": "users sampled (seeded) to tune and measure recall (default: 1000)",
+    "seed": "seed of the user sample and of IVF training (default: 0)",
+    "exact_below": f"catalogue size from which auto builds an index (default: {EXACT_BELOW})",
+    "nlist": "IVF lists (default: 4 * sqrt(items) as a power of two, at most 8192)",
+    "nprobe": "IVF lists searched (default: tuned to the recall target)",
+    "hnsw_m": "HNSW links per node (default: 32)",
+    "ef_construction": "HNSW build breadth (default: 64)",
+    "ef_search": "HNSW search breadth (default: tuned to the recall target)",
+}
+
+
+def add_flags(parser: argparse.ArgumentParser) -> None:
+    """One ``--ann-<field>`` flag per :class:`AnnParams` field (defaults from the dataclass)."""
+    group = parser.add_argument_group("approximate index")
+    for f in fields(AnnParams):
+        default = f.default if f.default is not MISSING else None
+        flag = "--ann-" + f.name.replace("_", "-")
+        if f.name == "kind":
+            group.add_argument(flag, dest="ann_kind", choices=_KINDS, default=default, help=_FLAG_HELP[f.name])
+            continue
+        number = float if f.name in ("recall_target", "min_recall") else int
+        group.add_argument(flag, dest=f"ann_{f.name}", type=number, default=default, help=_FLAG_HELP[f.name])
+
+
+def params_from_flags(args: argparse.Namespace) -> AnnParams:
+    """The :class:`AnnParams` that :func:`add_flags`' flags describe."""
+    return AnnParams(**{f.name: getattr(args, f"ann_{f.name}") for f in fields(AnnParams)})
+
+
+def attach_index(model: ImplicitRecommender, params: AnnParams, *, quiet: bool = False) -> AnnIndex | None:
+    """Build ``model``'s index as ``params`` say (none: detach any), attach it and print one line about it."""
+    model._check_fitted()
+    kind = params.resolved_kind(model.n_items)
+    if kind != "none" and params.kind == "auto":
+        try:
+            require_faiss()
+        except DependencyError as err:
+            if not quiet:
+                print(f"no approximate index ({model.n_items:,} items): {err}", file=sys.stderr)
+            model.ann_ = None
+            return None
+    index = build_index(model.item_factors_, model.user_factors_, params, threads=model.threads)
+    model.ann_ = index
+    if index is not None and not quiet:
+        m = index.meta
+        setting = (
+            f" nprobe={m['nprobe']}" if "nprobe" in m else f" efSearch={m['ef_search']}" if "ef_search" in m else ""
+        )
+        print(
+            f"index: {m['kind']}{setting}, recall@{m['k']} {m['recall_at_k']:.3f} on {m['sample_users']} users "
+            f"(target {m['recall_target']}), {m['bytes'] / 2**20:,.1f} MiB ({m['bytes_per_item']} B/item), "
+            f"built in {m['build_seconds'] + m['tune_seconds']:.1f}s"
+        )
+    return index

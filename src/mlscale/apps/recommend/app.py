@@ -15,6 +15,7 @@ import pyarrow as pa
 from mlscale._cli import _common
 from mlscale._cli.ingest import add_reader_args, reader_options
 from mlscale.apps.base import Application
+from mlscale.apps.recommend import ann
 from mlscale.apps.recommend._artifact import APP, from_artifact, publish_model
 from mlscale.apps.recommend.evaluate import SplitMethod, evaluate_recommender
 from mlscale.apps.recommend.model import DEFAULT_REGULARIZATION, ImplicitRecommender, Recommendations
@@ -161,6 +162,7 @@ class RecommendApp(Application):
                 help="also measure quality on a held-out split and store the metrics",
             )
             parser.add_argument("--quiet", action="store_true", help="no progress bar")
+            ann.add_flags(parser)
             _add_model_args(parser)
             _add_engine_args(parser)
             add_reader_args(parser)
@@ -252,6 +254,7 @@ class RecommendApp(Application):
                 model, metrics, fingerprint, bad_rows = self._train_spark(engine, args)
             else:
                 model, metrics, fingerprint, bad_rows = self._train_local(engine.threads, args, budget)
+            ann.attach_index(model, ann.params_from_flags(args))
             manifest = publish_model(
                 store,
                 args.name,
@@ -381,6 +384,8 @@ class RecommendApp(Application):
         start = time.perf_counter()
         updated = update_model(model, new)
         took = time.perf_counter() - start
+        if model.ann_ is not None:  # new item factors: the old index no longer describes them
+            ann.attach_index(updated, ann.AnnParams(**model.ann_.meta["params"]))
         old = loaded.manifest
         manifest = publish_model(
             store,
