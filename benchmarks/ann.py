@@ -186,7 +186,8 @@ def _line(label: str, row: dict[str, Any]) -> str:
 def _table(results: dict[str, Any]) -> str:
     head = (
         "| items | recall@10 | index req/s | index p99 ms | exact req/s | exact p99 ms | index/exact | "
-        "faiss direct q/s | faiss/serve | build s | index MiB |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "faiss direct q/s | faiss/serve | build s | index MiB |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     )
     lines = [head]
     for label, r in results["sizes"].items():
