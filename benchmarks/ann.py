@@ -64,7 +64,7 @@ def _publish(registry: Path, items: int, users: int, factors: int) -> dict[str, 
     from mlscale.registry import open_store
 
     store = open_store(registry)
-    label = rows_label(items)
+    label = rows_label(items).lower()  # registry names are lower case
     with contextlib.suppress(ModelNotFoundError):
         return dict(store.resolve(f"recommend/a{label}").extra[ann.META_KEY])
     model = synthetic_model(SyntheticCatalogue(items=items, users=users, factors=factors))
@@ -127,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
         "sizes": {},
     }
     for items in sizes:
-        label = rows_label(items)
+        label = rows_label(items).lower()
         start = time.perf_counter()
         meta = _publish(registry, items, users, args.factors)
         print(f"{label}: models ready in {time.perf_counter() - start:.0f}s", file=sys.stderr)
