@@ -1,5 +1,8 @@
 """Approximate top-k over the item factors (faiss), so a large catalogue stays fast to serve.
 
+(About 620 lines, one concept: the index, its tuning, storage and flags. The flag helpers at the end go once
+application contract v2 generates flags from :class:`AnnParams`.)
+
 An exact recommendation scores every item: its cost grows linearly with the
 catalogue (about 40 ms per user at 1M items x 64 factors on one core). An
 :class:`AnnIndex` finds the top items by inner product, the model's own score,
