@@ -242,3 +242,28 @@ def test_cli_synth_model_builds_publishes_and_recommends(tmp_path: Path, capsys:
     assert '"recall_at_k"' in capsys.readouterr().out
     assert main(["recommend", "s", "--users", "1,2", "--k", "3", "--registry", reg]) == 0
     assert capsys.readouterr().out.count("[model]") == 2
+
+
+def test_update_rebuilds_the_index_for_the_new_factors(tmp_path: Path, flat: ImplicitRecommender) -> None:
+    import pyarrow as pa
+
+    from mlscale.data import interaction_schema
+
+    reg = tmp_path / "reg"
+    publish_model(open_store(reg), "s", flat, metrics={}, engine="synthetic", data_fingerprint="x")
+    new = pa.table(
+        {"user": [1, 1, 99999], "item": [5, 6, 40000], "rating": pa.array([1.0] * 3, pa.float32())},
+        schema=interaction_schema(pa.int64()).remove(3),
+    ).append_column("timestamp", pa.nulls(3, pa.int64()))
+    path = tmp_path / "new.parquet"
+    pq.write_table(new, path)
+    assert main(["update", "recommend", "s", "--data", str(path), "--registry", str(reg)]) == 0
+    updated = from_artifact(open_store(reg).load("recommend/s"))
+    assert updated.ann_ is not None
+    assert updated.ann_.kind == "flat"
+    assert updated.ann_.n_items == updated.n_items == flat.n_items + 1
+    users = [1, 2, 3]  # the new user's factors come from one new item: all ties, in any order
+    via_index = updated.recommend(users, k=K)
+    assert updated.recommend([99999], k=K).valid.all()
+    updated.ann_ = None
+    assert np.array_equal(via_index.items, updated.recommend(users, k=K).items)
