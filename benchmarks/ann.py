@@ -51,6 +51,13 @@ def _arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--duration", type=int, default=10, help="seconds per wrk run (default: 10)")
     p.add_argument("--connections", type=int, default=16, help="wrk connections (default: 16)")
     p.add_argument("--registry", type=Path, default=None, help="reuse models published here (default: a temp dir)")
+    p.add_argument(
+        "--probe",
+        default=None,
+        metavar="ITEMS",
+        help="instead: build one catalogue of ITEMS in-process (e.g. 10M) and report build time, peak memory, "
+        "recall and per-query latency of faiss, the serving predictor and the exact path (no wrk, no publish)",
+    )
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results", help="where the JSON and plot go")
 
 
@@ -108,9 +115,68 @@ def _faiss_direct(registry: Path, label: str, n_queries: int = 3000) -> dict[str
     }
 
 
+def probe(args: argparse.Namespace) -> int:
+    """One large catalogue in-process: what building and querying it costs (``ann-probe-<items>.json``)."""
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+
+    from benchmarks._harness import host_info, parse_rows, rows_label, rss_peak_kib
+    from mlscale.apps.recommend import ann
+    from mlscale.apps.recommend.predictor import RecommendPredictor, RecommendRequest
+    from mlscale.apps.recommend.synthetic_catalogue import SyntheticCatalogue, synthetic_model
+
+    items, users = parse_rows(args.probe), parse_rows(args.users)
+    start = time.perf_counter()
+    model = synthetic_model(SyntheticCatalogue(items=items, users=users, factors=args.factors), threads=0)
+    synth_s = time.perf_counter() - start
+    rss_model = rss_peak_kib()
+    ann.attach_index(model, ann.AnnParams(kind="ivf"))
+    assert model.ann_ is not None
+    meta = {k: v for k, v in model.ann_.meta.items() if k != "params"}
+    model.threads = 1
+    predictor = RecommendPredictor(model, model_ref="recommend/probe", version=1)
+    ids = model.user_ids_[:1000].tolist()
+
+    def per_query(fn: Any, n: int) -> float:
+        fn(0)
+        t = time.perf_counter()
+        for i in range(n):
+            fn(i)
+        return (time.perf_counter() - t) / n * 1e6
+
+    q = np.ascontiguousarray(model.user_factors_[:1000])
+    with threadpool_limits(1):  # one core, as a serving worker
+        faiss_us = per_query(lambda i: model.ann_.search(q[i : i + 1], 10), 1000)  # type: ignore[union-attr]
+        index_us = per_query(lambda i: predictor.recommend_batch([RecommendRequest(users=[ids[i]])]), 1000)
+        model.ann_ = None
+        exact_us = per_query(lambda i: predictor.recommend_batch([RecommendRequest(users=[ids[i]])]), 20)
+    result = {
+        "host": host_info(),
+        "items": items,
+        "users": users,
+        "factors": args.factors,
+        "synth_seconds": round(synth_s, 1),
+        "model_peak_rss_mib": rss_model >> 10,
+        "peak_rss_mib": rss_peak_kib() >> 10,
+        "index": meta,
+        "faiss_direct_us": round(faiss_us, 1),
+        "predictor_index_us": round(index_us, 1),
+        "predictor_exact_us": round(exact_us, 1),
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    out = args.out / f"ann-probe-{rows_label(items).lower()}.json"
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in result.items() if k != "host"}, indent=2))
+    print(f"results: {out}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     """Run every size; prints a table and writes ``ann.json`` and ``ann.png``."""
     from benchmarks._harness import host_info, parse_rows, rows_label
+
+    if args.probe:
+        return probe(args)
     from benchmarks.serve import _free_port, _need_tools, _process, _wait_ready, wrk
 
     _need_tools()
