@@ -267,3 +267,18 @@ def test_update_rebuilds_the_index_for_the_new_factors(tmp_path: Path, flat: Imp
     assert updated.recommend([99999], k=K).valid.all()
     updated.ann_ = None
     assert np.array_equal(via_index.items, updated.recommend(users, k=K).items)
+
+
+def test_hnsw_is_tuned_stored_and_read_back(tmp_path: Path, exact: ImplicitRecommender) -> None:
+    model = _model(items=2000, users=300)
+    attach_index(model, AnnParams(kind="hnsw", hnsw_m=16, ef_construction=64), quiet=True)
+    assert model.ann_ is not None
+    assert model.ann_.meta["ef_search"] >= K
+    assert model.ann_.meta["recall_at_k"] >= 0.95
+    store = open_store(tmp_path)
+    publish_model(store, "h", model, metrics={}, engine="synthetic", data_fingerprint="x")
+    loaded = from_artifact(store.load("recommend/h"))
+    assert loaded.ann_ is not None
+    assert loaded.ann_.kind == "hnsw"
+    users = model.user_ids_[:30]
+    assert np.array_equal(loaded.recommend(users, k=K).items, model.recommend(users, k=K).items)
