@@ -4,7 +4,8 @@ Training weights the user x item matrix (BM25 by default, which tames heavy
 users and very popular items), then fits :mod:`implicit`'s CPU model with the
 confidence ``C = 1 + alpha * weight``. Scoring uses :func:`implicit.cpu.topk.topk`
 over the stored factor arrays, so a model loaded from memory-mapped registry
-files recommends without copying them.
+files recommends without copying them; a model with an approximate index
+(``ann_``, :mod:`mlscale.apps.recommend.ann`) proposes candidates through it.
 
 Cold start, in order:
 

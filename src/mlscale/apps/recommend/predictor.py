@@ -13,7 +13,9 @@ scored together: one matrix product of the users' factors with the item
 factors, the seen items masked in place, one partial sort. That path gives
 exactly what :meth:`ImplicitRecommender.recommend` gives (the tests compare
 them); the rare requests it does not cover (``recent_items``, unknown users)
-go through :meth:`ImplicitRecommender.recommend` itself.
+go through :meth:`ImplicitRecommender.recommend` itself. A model that carries an
+approximate index (:mod:`mlscale.apps.recommend.ann`) is scored through it instead
+(``include`` excepted), with the same seen-item and ``exclude`` filters.
 
 >>> import numpy as np
 >>> from mlscale.data import InteractionMatrix
