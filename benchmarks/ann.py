@@ -58,6 +58,8 @@ def _arguments(p: argparse.ArgumentParser) -> None:
         help="instead: build one catalogue of ITEMS in-process (e.g. 10M) and report build time, peak memory, "
         "recall and per-query latency of faiss, the serving predictor and the exact path (no wrk, no publish)",
     )
+    p.add_argument("--probe-nlist", type=int, default=None, help="IVF lists of the probe (default: the index's)")
+    p.add_argument("--probe-sample", type=int, default=1000, help="users the probe tunes recall on (default: 1000)")
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results", help="where the JSON and plot go")
 
 
@@ -130,7 +132,7 @@ def probe(args: argparse.Namespace) -> int:
     model = synthetic_model(SyntheticCatalogue(items=items, users=users, factors=args.factors), threads=0)
     synth_s = time.perf_counter() - start
     rss_model = rss_peak_kib()
-    ann.attach_index(model, ann.AnnParams(kind="ivf"))
+    ann.attach_index(model, ann.AnnParams(kind="ivf", nlist=args.probe_nlist, sample_users=args.probe_sample))
     assert model.ann_ is not None
     meta = {k: v for k, v in model.ann_.meta.items() if k != "params"}
     model.threads = 1
