@@ -163,6 +163,7 @@ def test_index_round_trips_through_the_registry(tmp_path: Path, ivf: ImplicitRec
     manifest = publish_model(store, "big", ivf, metrics={}, engine="synthetic", data_fingerprint="x")
     assert "ann_index.npy" in manifest.files
     assert manifest.extra["ann"]["recall_at_k"] >= 0.95
+    assert store.load("recommend/big").arrays["ann_index"].size == manifest.extra["ann"]["bytes"]
     loaded = from_artifact(store.load("recommend/big"))
     assert loaded.ann_ is not None
     assert loaded.ann_.kind == "ivf"
