@@ -1,11 +1,11 @@
-"""``python -m benchmarks NAME [options]``: run one benchmark (``ingest``, ``train``, ``serve`` or ``loadtest``)."""
+"""``python -m benchmarks NAME [options]``: run one benchmark (``ingest``, ``train``, ``serve``, ``soak``...)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from benchmarks import ann, ingest, loadtest, serve, spark, threat, train
+from benchmarks import ann, fleet, ingest, loadtest, overload, serve, soak, spark, threat, train
 
 __all__ = ["main"]
 
@@ -24,6 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
     loadtest.add_parser(sub)
     spark.add_parser(sub)
     threat.add_parser(sub)
+    soak.add_parser(sub)
+    overload.add_parser(sub)
+    fleet.add_parser(sub)
     return parser
 
 

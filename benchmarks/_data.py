@@ -1,6 +1,6 @@
 """The seeded synthetic workloads, generated once and cached under ``bench-out/data``.
 
-The log comes from :mod:`mlscale.data.synthetic` with the default profile
+The log comes from :mod:`mlscale.apps.recommend.synthetic` with the default profile
 (MovieLens-100k shape); the file name carries rows and seed, so a cached file is
 reused only for the same workload. Writes are atomic (``write_csv`` renames a
 finished temporary file), so an interrupted run never leaves a half file.
@@ -25,7 +25,9 @@ def ensure_csv(rows: int, seed: int, data_dir: Path) -> Path:
 
     Generated on first use (progress on stderr), then reused.
     """
-    from mlscale.data.synthetic import default_profile, generate, write_csv
+    from mlscale.apps.recommend.profile import default_profile
+    from mlscale.apps.recommend.synthetic import generate
+    from mlscale.data.writers import write_csv
 
     data_dir.mkdir(parents=True, exist_ok=True)
     path = data_dir / f"interactions-{rows}-seed{seed}.csv"

@@ -65,7 +65,9 @@ def mlscale_candidate(params: dict[str, Any]) -> dict[str, Any]:
     """mlscale's out-of-core ingest of the CSV into an InteractionMatrix."""
     import numpy as np
 
-    from mlscale.data import InteractionMatrix, InteractionReader, ingest_matrix
+    from mlscale.apps.recommend.ingest import ingest_matrix
+    from mlscale.apps.recommend.matrix import InteractionMatrix
+    from mlscale.data import InteractionReader
 
     spill = Path(params["spill_dir"])
     spill.mkdir(parents=True, exist_ok=True)

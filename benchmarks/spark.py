@@ -55,7 +55,8 @@ def _session(params: dict[str, Any]) -> tuple[Any, float]:
 
 def local_candidate(params: dict[str, Any]) -> dict[str, Any]:
     from mlscale.apps.recommend import ImplicitRecommender
-    from mlscale.data import ingest_matrix, open_interactions
+    from mlscale.apps.recommend.ingest import ingest_matrix
+    from mlscale.data import open_interactions
 
     with stopwatch() as lap:
         matrix = ingest_matrix(open_interactions(params["parquet"], Path()))
@@ -120,7 +121,9 @@ def pyspark_candidate(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def ensure_parquet(rows: int, seed: int, out: Path) -> Path:
-    from mlscale.data.synthetic import default_profile, generate, write_parquet
+    from mlscale.apps.recommend.profile import default_profile
+    from mlscale.apps.recommend.synthetic import generate
+    from mlscale.data.writers import write_parquet
 
     dest = out / "data" / f"parquet-{rows}-seed{seed}"
     if not dest.exists():

@@ -2,7 +2,7 @@
 
 The stages, in the order data flows through them:
 
-- :mod:`mlscale.data`: dataset catalogue, readers, out-of-core ingest, synthetic data;
+- :mod:`mlscale.data`: dataset catalogue, readers and file formats, out-of-core ingest, atomic writers;
 - :mod:`mlscale.engines`: where training runs (``local`` or ``spark``);
 - :mod:`mlscale.registry`: versioned, checksummed, pickle-free model artifacts;
 - :mod:`mlscale.apps`: applications (``recommend`` ...) plugged into every stage.

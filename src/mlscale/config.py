@@ -36,7 +36,8 @@ class Settings:
     """Where data and models live and how much of the machine mlscale may use."""
 
     data_dir: Path
-    registry: Path
+    #: A folder or a URI (``s3://bucket/prefix``): a string, since ``pathlib`` would fold ``//`` into ``/``.
+    registry: str
     threads: int
     api_token: str | None = None
 
@@ -61,7 +62,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     registry = env.get("MLSCALE_REGISTRY") or str(_default_registry())
     return Settings(
         data_dir=Path(data_dir).expanduser(),
-        registry=Path(registry).expanduser(),
+        registry=registry if "://" in registry else str(Path(registry).expanduser()),
         threads=_int(env, "MLSCALE_THREADS", 0, 0),
         api_token=env.get("MLSCALE_API_TOKEN") or None,
     )

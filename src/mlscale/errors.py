@@ -28,6 +28,7 @@ __all__ = [
     "RegistryError",
     "UnreachableError",
     "ValidationError",
+    "WriteError",
 ]
 
 
@@ -71,6 +72,17 @@ class DataError(MlscaleError):
 
     exit_code = 65
     http_status = 400
+
+
+class WriteError(DataError):
+    """The system refused to write output (disk full, read-only, no permission); names the path.
+
+    Exits like any other refused read or write at the command line (``EX_IOERR``): the input
+    was fine, the place to put the output was not.
+    """
+
+    exit_code = 74
+    http_status = 500
 
 
 class DataFormatError(DataError):

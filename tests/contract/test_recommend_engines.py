@@ -39,6 +39,9 @@ def trained(
         "--quiet",
         "--registry",
         str(registry),
+        # ALS outright, on both engines: this suite compares the engines' ALS (the default has its own tests)
+        "--model",
+        "als",
     ]
     if engine == "spark":
         argv += ["--spark-master", "local[2]"]

@@ -1,40 +1,7 @@
-"""Arguments and helpers shared by several subcommands."""
+"""Arguments and helpers shared by several subcommands (defined in :mod:`mlscale.apps.args`, which apps use too)."""
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
-from mlscale.config import load_settings
+from mlscale.apps.args import add_data_dir_arg, add_registry_arg, data_dir, registry_root
 
 __all__ = ["add_data_dir_arg", "add_registry_arg", "data_dir", "registry_root"]
-
-
-def add_registry_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--registry",
-        metavar="DIR",
-        type=Path,
-        default=None,
-        help="model registry folder (default: $MLSCALE_REGISTRY, else a per-user data folder)",
-    )
-
-
-def add_data_dir_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--data-dir",
-        metavar="DIR",
-        type=Path,
-        default=None,
-        help="data folder (default: $MLSCALE_DATA_DIR, else ~/.cache/mlscale/data)",
-    )
-
-
-def registry_root(args: argparse.Namespace) -> Path:
-    given: Path | None = getattr(args, "registry", None)
-    return given if given is not None else load_settings().registry
-
-
-def data_dir(args: argparse.Namespace) -> Path:
-    given: Path | None = getattr(args, "data_dir", None)
-    return given if given is not None else load_settings().data_dir

@@ -10,49 +10,11 @@ from typing import Any
 
 from mlscale._cli import _common
 from mlscale._cli._progress import byte_progress
-from mlscale.data.ingest import (
-    DEFAULT_MEMORY_BUDGET,
-    IngestSummary,
-    ingest_matrix,
-    ingest_parquet,
-    parse_size,
-)
+from mlscale.apps.recommend.reader_args import add_reader_args, reader_options
+from mlscale.data.ingest import DEFAULT_MEMORY_BUDGET, IngestSummary, ingest_parquet, parse_size
 from mlscale.data.sources import open_interactions
 
-__all__ = ["add_commands", "add_reader_args", "reader_options"]
-
-
-def add_reader_args(p: argparse.ArgumentParser) -> None:
-    """Flags that say how to read an interaction file (shared with ``train``)."""
-    p.add_argument("--sep", help="field separator (default: detected; e.g. ',' '\\t' '::')")
-    hdr = p.add_mutually_exclusive_group()
-    hdr.add_argument("--header", dest="header", action="store_true", default=None, help="first line is a header")
-    hdr.add_argument("--no-header", dest="header", action="store_false", help="first line is data")
-    p.add_argument("--user-col", help="name of the user column (default: detected)")
-    p.add_argument("--item-col", help="name of the item column (default: detected)")
-    p.add_argument("--rating-col", help="name of the rating / count column (default: detected; else 1.0)")
-    p.add_argument("--time-col", help="name of the timestamp column (default: detected)")
-    p.add_argument("--id-type", choices=("auto", "int", "str"), default="auto", help="type of user/item ids")
-    p.add_argument(
-        "--on-error",
-        choices=("raise", "skip"),
-        default="raise",
-        help="bad rows: stop with file, line and reason (raise, default) or skip and count them",
-    )
-    _common.add_data_dir_arg(p)
-
-
-def reader_options(args: argparse.Namespace) -> dict[str, Any]:
-    sep = args.sep.encode().decode("unicode_escape") if args.sep else None
-    opts = {
-        "sep": sep,
-        "header": args.header,
-        "user_col": args.user_col,
-        "item_col": args.item_col,
-        "rating_col": args.rating_col,
-        "time_col": args.time_col,
-    }
-    return {k: v for k, v in opts.items() if v is not None}
+__all__ = ["add_commands"]
 
 
 def add_commands(group: Any) -> None:
@@ -73,6 +35,7 @@ def add_commands(group: Any) -> None:
     p.add_argument("--rows-per-file", type=int, default=10_000_000, help="Parquet rows per part file")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_reader_args(p)
+    _common.add_data_dir_arg(p)
     p.set_defaults(handler=_ingest)
 
 
@@ -96,6 +59,9 @@ def _ingest(args: argparse.Namespace) -> int:
         if args.to == "parquet":
             summary.files = ingest_parquet(stream, args.out, rows_per_file=args.rows_per_file, on_batch=count)
         else:
+            # The CSR matrix is the recommender's input: imported only when asked for.
+            from mlscale.apps.recommend.ingest import ingest_matrix
+
             matrix = ingest_matrix(stream, memory_budget=budget, spill_dir=args.out.parent, on_batch=count)
             matrix.save(args.out)
             summary.users, summary.items = matrix.shape

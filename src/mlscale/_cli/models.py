@@ -93,7 +93,7 @@ def _list(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     if not manifests:
-        where = registry_root(args)
+        where = store.location
         print(f"no models in {where}" if args.app is None else f"no models of app {args.app!r} in {where}")
         return 0
     header = ("APP/NAME", "VERSION", "ALIASES", "ENGINE", "CREATED", "METRICS")

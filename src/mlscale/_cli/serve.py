@@ -7,12 +7,18 @@ import ipaddress
 import sys
 from typing import Any
 
-from mlscale._cli._common import add_registry_arg, registry_root
+from mlscale._cli._common import add_data_dir_arg, add_registry_arg, registry_root
+from mlscale._cli.console import add_console_args, console_mount
+from mlscale.apps import get_application
 from mlscale.config import load_settings
 from mlscale.data.ingest import parse_size
+from mlscale.errors import ConfigError
 from mlscale.registry import open_store
 
-__all__ = ["add_parser"]
+__all__ = ["PREDICTOR_FACTORY", "add_parser"]
+
+#: What the serving workers build each model's predictor with: the model's application's.
+PREDICTOR_FACTORY = "mlscale.apps:build_predictor"
 
 
 def add_parser(sub: Any) -> None:
@@ -62,6 +68,9 @@ def add_parser(sub: Any) -> None:
     g.add_argument("--max-connections", type=int, default=10_000, help="per worker (default: 10000)")
     g.add_argument("--poll-interval", type=float, default=1.0, help="seconds between checks for a promoted version")
     g.add_argument("--no-verify", action="store_true", help="skip the SHA-256 check of artifacts on load")
+    p.add_argument("--console", action="store_true", help="also serve the analyst console at /ui/")
+    add_console_args(p, prefix="console-")
+    add_data_dir_arg(p)
     add_registry_arg(p)
     p.set_defaults(handler=_serve)
 
@@ -71,9 +80,15 @@ def _serve(args: argparse.Namespace) -> int:
 
     root = registry_root(args)
     store = open_store(root)
+    models = resolve_models(store, args.model)
+    for _, ref in models:
+        app = store.resolve(ref).app
+        if not get_application(app).servable:
+            raise ConfigError(f"the {app!r} application cannot serve models yet")
     config = ServeConfig(
         registry=root,
-        models=resolve_models(store, args.model),
+        models=models,
+        predictor_factory=PREDICTOR_FACTORY,
         host=args.host,
         port=args.port,
         workers=args.workers,
@@ -86,6 +101,7 @@ def _serve(args: argparse.Namespace) -> int:
         max_connections=args.max_connections,
         poll_interval=args.poll_interval,
         verify=not args.no_verify,
+        mounts=(console_mount(args, prefix="console-"),) if args.console else (),
     )
     token = load_settings().api_token
 
@@ -93,6 +109,8 @@ def _serve(args: argparse.Namespace) -> int:
         host = args.host if ":" not in args.host else f"[{args.host}]"
         for name, ref in config.models:
             print(f"serving {ref} as /v1/models/{name}")
+        if args.console:
+            print(f"console at http://{host}:{supervisor.port}/ui/")
         print(
             f"listening on http://{host}:{supervisor.port} with {config.workers} worker(s)"
             f"{'; bearer token required' if token else ''}",

@@ -87,9 +87,6 @@ def add_commands(group: Any) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _common.add_data_dir_arg(p)
     p.set_defaults(handler=_synth)
-    from mlscale._cli import synth_model  # a recommender with synthetic factors: large catalogues, no training
-
-    synth_model.add_command(group)
 
 
 def _output_format(args: argparse.Namespace) -> str:
@@ -104,7 +101,7 @@ def _output_format(args: argparse.Namespace) -> str:
 
 
 def _profile_from(like: str | None, args: argparse.Namespace) -> Any:
-    from mlscale.data.synthetic import InteractionProfile, default_profile
+    from mlscale.apps.recommend.profile import InteractionProfile, default_profile
 
     if like is None:
         return default_profile()
@@ -119,7 +116,8 @@ def _profile_from(like: str | None, args: argparse.Namespace) -> Any:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from mlscale.data.synthetic import default_sizes, generate, write_csv, write_parquet
+    from mlscale.apps.recommend.synthetic import default_sizes, generate
+    from mlscale.data.writers import write_csv, write_parquet
 
     rows = parse_count(args.rows, field="--rows")
     seed = parse_count(args.seed, field="--seed", minimum=0)

@@ -37,8 +37,7 @@ def add_command(group: Any) -> None:
 
 
 def _synth_model(args: argparse.Namespace) -> int:
-    from mlscale.apps.recommend import ann
-    from mlscale.apps.recommend._artifact import publish_model
+    from mlscale.apps.recommend import ann, publish_model
     from mlscale.apps.recommend.synthetic_catalogue import SyntheticCatalogue, synthetic_model
     from mlscale.registry import ModelRef, open_store
 

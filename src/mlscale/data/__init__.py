@@ -1,30 +1,30 @@
-"""The data stage: catalogue, readers, out-of-core ingest and synthetic data.
+"""The data stage: catalogue, readers, byte streams, file formats and atomic writers.
 
-Interaction logs are streamed as Arrow record batches of one schema
-(``user, item, rating, timestamp``; see :mod:`mlscale.data.readers`) and turned
-into Parquet parts or a CSR :class:`InteractionMatrix` with bounded memory.
+It names no application. Interaction logs are streamed as Arrow record batches
+of one schema (``user, item, rating, timestamp``; see
+:mod:`mlscale.data.readers`); network logs and the catalogue's other files are
+read by :mod:`mlscale.data.formats`; every file is opened (plain, gzip or a
+one-file zip) by :func:`~mlscale.data.streams.open_binary` and every output is
+written atomically by :mod:`mlscale.data.writers`.
 """
 
-from mlscale.data.ingest import IngestSummary, MatrixBuilder, ingest_matrix, ingest_parquet, parse_size
-from mlscale.data.matrix import InteractionMatrix
+from mlscale.data.ingest import DEFAULT_MEMORY_BUDGET, IngestSummary, ingest_parquet, parse_size
 from mlscale.data.readers import BadRow, InteractionReader, TextFormat, interaction_schema, sniff_format
 from mlscale.data.sources import InteractionStream, open_interactions
-from mlscale.data.synthetic import InteractionProfile, default_profile, generate, write_csv, write_parquet
+from mlscale.data.streams import open_binary
+from mlscale.data.writers import PartWriter, write_csv, write_parquet
 
 __all__ = [
+    "DEFAULT_MEMORY_BUDGET",
     "BadRow",
     "IngestSummary",
-    "InteractionMatrix",
-    "InteractionProfile",
     "InteractionReader",
     "InteractionStream",
-    "MatrixBuilder",
+    "PartWriter",
     "TextFormat",
-    "default_profile",
-    "generate",
-    "ingest_matrix",
     "ingest_parquet",
     "interaction_schema",
+    "open_binary",
     "open_interactions",
     "parse_size",
     "sniff_format",

@@ -1,9 +1,13 @@
 """Stream interaction logs (user, item, rating, timestamp) from text or Parquet files.
 
-The reader never holds a whole file: it cuts the (possibly gzip-compressed) text
-into blocks of whole lines, parses each block with Arrow's multi-threaded CSV
-parser and yields one :class:`pyarrow.RecordBatch` per block, always with the
-same schema:
+(About 700 lines, over the usual 600: sniffing, cutting blocks of whole lines and the checked slow path
+that names every bad row share the line bookkeeping; split apart, each would need it passed around.)
+
+The reader never holds a whole file: it cuts the text (plain, gzip or a
+one-file zip, opened by :func:`mlscale.data.streams.open_binary`) into blocks
+of whole lines, parses each block with Arrow's multi-threaded CSV parser and
+yields one :class:`pyarrow.RecordBatch` per block, always with the same
+schema:
 
 ========== ====================== ==============================================
 column     type                   meaning
@@ -19,7 +23,8 @@ detected, and so is a header line. Columns are found by name in a header
 (``userId``, ``user_id``, ``reviewerID``, ``movieId``, ``artistID``...) or by
 position (user, item, rating, timestamp) without one.
 
-Bad rows never pass silently. In ``on_error="raise"`` mode (the default) the
+Bad rows never pass silently (a rating that is NaN, infinite or negative is a
+bad row too: no model can use it). In ``on_error="raise"`` mode (the default) the
 first one stops the read with a :class:`~mlscale.errors.DataFormatError` naming
 the file, the line and the reason; with ``on_error="skip"`` they are dropped,
 counted in :attr:`InteractionReader.bad_rows` and the first ones kept as
@@ -43,7 +48,7 @@ import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Literal, cast
+from typing import Literal
 
 import numpy as np
 import pyarrow as pa
@@ -51,9 +56,11 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from mlscale.data.streams import Compression, compression_of, consumed_bytes, open_binary
 from mlscale.errors import DataError, DataFormatError, ValidationError
 
 __all__ = [
+    "DEFAULT_MAX_LINE_BYTES",
     "BadRow",
     "IdType",
     "InteractionReader",
@@ -70,6 +77,10 @@ OnError = Literal["raise", "skip"]
 # parser's threads to pay off; parsing holds about 12x the block, so larger
 # blocks cost memory without measured speed (benchmarks/README.md).
 DEFAULT_BLOCK_BYTES = 4 << 20
+#: Longest line the reader accepts. A longer one is not an interaction row (a
+#: binary or one-line JSON file): the reader stops with an error naming the line
+#: instead of growing its buffer without bound.
+DEFAULT_MAX_LINE_BYTES = 64 << 20
 _MAX_EXAMPLES = 10
 _SEPARATORS = ("::", "\t", ",", ";", "|", " ")
 # Arrow's parser takes one byte as delimiter, so "::" is rewritten to this one
@@ -97,7 +108,10 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "timestamp": ("timestamp", "ts", "time", "unixreviewtime", "datetime", "date", "event_time"),
 }
 _ROLES = ("user", "item", "rating", "timestamp")
-_INT_RE = r"^\s*[+-]?\d{1,18}\s*$"
+# Up to 19 digits: every int64 id fits (the few 19-digit values beyond int64 are
+# refused by _int64_ok, not read as strings).
+_INT_RE = r"^\s*[+-]?\d{1,19}\s*$"
+_INT64_MAX = (1 << 63) - 1
 _FLOAT_RE = r"^\s*([+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?(inf|nan))\s*$"
 
 
@@ -124,7 +138,7 @@ class TextFormat:
     sep: str
     header: bool
     columns: tuple[str, ...]
-    compression: Literal["gzip"] | None = None
+    compression: Compression = None
     encoding: str = "utf-8"
 
 
@@ -148,20 +162,24 @@ class _Roles:
         return [n for n in (self.user, self.item, self.rating, self.timestamp) if n is not None]
 
 
-def _is_gzip(path: Path) -> bool:
-    with path.open("rb") as fh:
-        return fh.read(2) == b"\x1f\x8b"
+def _int64_ok(value: str) -> bool:
+    """Whether an integer literal (already matched by _INT_RE) fits in int64."""
+    return -_INT64_MAX - 1 <= int(value) <= _INT64_MAX
 
 
-def _open_binary(path: Path, compression: str | None) -> IO[bytes]:
-    if compression == "gzip":
-        return cast(IO[bytes], gzip.open(path, "rb"))
-    return path.open("rb")
+def _nul_line(path: Path, block: bytes, start_line: int) -> DataFormatError:
+    at = block.find(b"\x00")
+    return DataFormatError(
+        "a NUL byte in the text: this is not a UTF-8 text file (binary, or UTF-16)",
+        path=str(path),
+        line=start_line + block.count(b"\n", 0, at),
+        hint="convert it to UTF-8 text first (for UTF-16: iconv -f UTF-16 -t UTF-8)",
+    )
 
 
-def _read_head(path: Path, compression: str | None, nbytes: int = 64 << 10) -> bytes:
+def _read_head(path: Path, nbytes: int = 64 << 10) -> bytes:
     try:
-        with _open_binary(path, compression) as fh:
+        with open_binary(path) as fh:
             return fh.read(nbytes)
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise DataFormatError(f"corrupt or truncated gzip file ({exc})", path=str(path)) from None
@@ -194,8 +212,12 @@ def sniff_format(
     encoding: str = "utf-8",
 ) -> TextFormat:
     """Guess separator, header and compression of a delimited text file."""
-    compression: Literal["gzip"] | None = "gzip" if _is_gzip(path) else None
-    head = _read_head(path, compression)
+    compression = compression_of(path)
+    head = _read_head(path)
+    if encoding.lower().replace("-", "") in ("utf8", "ascii"):
+        head = head.removeprefix(b"\xef\xbb\xbf")  # a BOM is not part of the first column's name
+        if b"\x00" in head:
+            raise _nul_line(path, head, 1)
     text = head.decode(encoding, errors="replace")
     lines = [ln.rstrip("\r") for ln in text.split("\n")]
     if len(head) == 64 << 10 and len(lines) > 1:
@@ -266,7 +288,9 @@ class InteractionReader:
 
     Parameters are all optional: the format is sniffed from the file.
     ``id_type="auto"`` reads ids as integers when the first data row's ids are
-    integers, else as strings; a later non-integer id is then a bad row.
+    integers that fit in int64, else as strings; a later non-integer id is then
+    a bad row. A line longer than ``max_line_bytes`` stops the read with a
+    :class:`~mlscale.errors.DataFormatError` naming it.
     """
 
     def __init__(
@@ -284,10 +308,12 @@ class InteractionReader:
         on_error: OnError = "raise",
         block_bytes: int = DEFAULT_BLOCK_BYTES,
         encoding: str = "utf-8",
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     ) -> None:
         self.path = Path(path)
         self.on_error: OnError = on_error
         self.block_bytes = block_bytes
+        self.max_line_bytes = max_line_bytes
         self.bad_rows = 0
         self.bad_examples: list[BadRow] = []
         self.rows = 0
@@ -365,7 +391,8 @@ class InteractionReader:
             return pa.int64()
         if id_type == "str":
             return pa.string()
-        head = _read_head(self.path, self.format.compression).decode(self.format.encoding, errors="replace")
+        head = _read_head(self.path).decode(self.format.encoding, errors="replace")
+        head = head.removeprefix("\ufeff")
         lines = [ln for ln in head.split("\n") if ln.strip()]
         if self.format.header:
             lines = lines[1:]
@@ -378,7 +405,7 @@ class InteractionReader:
             for c in (self.roles.user, self.roles.item)
             if cols.index(c) < len(fields)
         ]
-        return pa.int64() if all(re.match(_INT_RE, v) for v in ids) else pa.string()
+        return pa.int64() if all(re.match(_INT_RE, v) and _int64_ok(v) for v in ids) else pa.string()
 
     def _blocks(self) -> Iterator[tuple[int, bytes]]:
         """Yield (first line number, bytes of whole lines) blocks of the file."""
@@ -387,14 +414,14 @@ class InteractionReader:
         first = True
         # Read in small pieces so a truncated gzip is reported near where it ends.
         piece = min(self.block_bytes, 64 << 10 if self.format.compression else 4 << 20)
-        raw = self.path.open("rb")
+        fh = open_binary(self.path)
         try:
-            fh = cast(IO[bytes], gzip.GzipFile(fileobj=raw)) if self.format.compression == "gzip" else raw
             eof = False
+            want = self.block_bytes
             while not eof:
                 parts = [carry]
                 size = len(carry)
-                while size < self.block_bytes:
+                while size < want:
                     try:
                         chunk = fh.read(piece)
                     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
@@ -411,7 +438,7 @@ class InteractionReader:
                         break
                     parts.append(chunk)
                     size += len(chunk)
-                self.bytes_read = raw.tell()
+                self.bytes_read = consumed_bytes(fh)
                 data = b"".join(parts)
                 if eof:
                     if data.strip():
@@ -419,14 +446,25 @@ class InteractionReader:
                     return
                 cut = data.rfind(b"\n") + 1
                 if cut == 0:
+                    # One line longer than the block: read on (the old loop
+                    # re-read nothing and spun forever), up to the line limit.
+                    if len(data) > self.max_line_bytes:
+                        raise DataFormatError(
+                            f"a line longer than {self.max_line_bytes:,} bytes: not an interaction row",
+                            path=str(self.path),
+                            line=line,
+                            hint="check the file is the interaction log (not binary or one-line JSON)",
+                        )
                     carry = data
+                    want = len(data) + self.block_bytes
                     continue
+                want = self.block_bytes
                 block, carry = data[:cut], data[cut:]
                 yield from self._emit(block, line, first)
                 line += block.count(b"\n")
                 first = False
         finally:
-            raw.close()
+            fh.close()
 
     def _emit(self, block: bytes, line: int, first: bool) -> Iterator[tuple[int, bytes]]:
         if first and self.format.header:
@@ -434,6 +472,8 @@ class InteractionReader:
             block, line = block[end:], line + 1
         if first and block.startswith(b"\xef\xbb\xbf"):
             block = block[3:]
+        if b"\x00" in block and self.format.encoding.lower().replace("-", "") in ("utf8", "ascii"):
+            raise _nul_line(self.path, block, line)
         if self.format.sep == "::":
             block = block.replace(b"::", _UNIT_SEP.encode())
         if self.format.encoding.lower().replace("-", "") not in ("utf8", "ascii"):
@@ -442,13 +482,17 @@ class InteractionReader:
             yield line, block
 
     def _csv_options(
-        self, types: dict[str, pa.DataType], handler: object = None
+        self, types: dict[str, pa.DataType], handler: object = None, size: int = 0
     ) -> tuple[pacsv.ReadOptions, pacsv.ParseOptions, pacsv.ConvertOptions]:
         sep = _UNIT_SEP if self.format.sep == "::" else self.format.sep
+        block_size = max(1 << 20, min(self.block_bytes, 1 << 30))
+        if size > block_size:
+            # A block grown around a line longer than the usual block: Arrow's block must hold that line.
+            block_size = size + 1
         read = pacsv.ReadOptions(
             column_names=list(self.format.columns),
             use_threads=handler is None,
-            block_size=max(1 << 20, min(self.block_bytes, 1 << 30)),
+            block_size=block_size,
         )
         parse = pacsv.ParseOptions(
             delimiter=sep,
@@ -472,12 +516,15 @@ class InteractionReader:
         return types
 
     def _parse_block(self, block: bytes, start_line: int) -> pa.RecordBatch:
-        read, parse, convert = self._csv_options(self._types())
+        read, parse, convert = self._csv_options(self._types(), size=len(block))
         try:
             table = pacsv.read_csv(pa.py_buffer(block), read, parse, convert)
         except pa.ArrowInvalid:
             # Slow path, only for blocks with bad rows: find them, with line numbers.
             table = self._parse_block_checked(block, start_line)
+        else:
+            if self.roles.rating and not _ratings_ok(table.column(self.roles.rating)).all():
+                table = self._parse_block_checked(block, start_line)
         return self._to_batch(table)
 
     def _parse_block_checked(self, block: bytes, start_line: int) -> pa.Table:
@@ -492,7 +539,7 @@ class InteractionReader:
             return "skip"
 
         str_types = {c: pa.string() for c in self._types()}
-        read, parse, convert = self._csv_options(str_types, on_invalid)
+        read, parse, convert = self._csv_options(str_types, on_invalid, len(block))
         try:
             table = pacsv.read_csv(pa.py_buffer(block), read, parse, convert)
         except pa.ArrowInvalid as exc:
@@ -510,9 +557,24 @@ class InteractionReader:
         for name, typ in self._types().items():
             col = table.column(name)
             pattern = _INT_RE if pa.types.is_integer(typ) else _FLOAT_RE if pa.types.is_floating(typ) else r"\S"
-            ok = pc.match_substring_regex(col, pattern).to_numpy(zero_copy_only=False)
+            ok = np.array(pc.match_substring_regex(col, pattern).to_numpy(zero_copy_only=False), dtype=bool)
             role = next(r for r in _ROLES if getattr(self.roles, r) == name)
             expected = {"int64": "an integer", "float": "a number"}.get(str(typ), "a non-empty value")
+            if pa.types.is_integer(typ):
+                # 19 digits pass the pattern; those beyond int64 do not fit (rare: checked one by one).
+                long = np.flatnonzero(ok & (pc.utf8_length(pc.utf8_trim_whitespace(col)).to_numpy() >= 19))
+                for i in long:
+                    if not _int64_ok(str(col[i].as_py())):
+                        ok[i] = False
+                expected = "an integer that fits in 64 bits" if len(long) else expected
+            elif name == self.roles.rating:
+                floats = pc.cast(pc.if_else(pa.array(ok), pc.utf8_trim_whitespace(col), "0"), pa.float64())
+                finite = _ratings_ok(floats)
+                for i in np.flatnonzero(ok & ~finite & keep):
+                    row_reasons.append(
+                        (int(i), f"rating column {name!r}: expected a finite number >= 0, got {col[i].as_py()!r}")
+                    )
+                keep &= ~(ok & ~finite)
             for i in np.flatnonzero(~ok & keep):
                 row_reasons.append((int(i), f"{role} column {name!r}: expected {expected}, got {col[i].as_py()!r}"))
             keep &= ok
@@ -577,12 +639,37 @@ class InteractionReader:
                 table = table.cast(pa.schema([pa.field(n, self._types()[n]) for n in table.column_names]), safe=True)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
                 raise DataFormatError(f"column types do not fit ({exc})", path=str(self.path)) from None
+            if self.roles.rating:
+                ok = _ratings_ok(table.column(self.roles.rating))
+                if not ok.all():
+                    bad = int(np.flatnonzero(~ok)[0])
+                    value = table.column(self.roles.rating)[bad].as_py()
+                    if self.on_error == "raise":
+                        raise DataFormatError(
+                            f"row {self.rows + bad + 1}: rating column {self.roles.rating!r}: "
+                            f"expected a finite number >= 0, got {value!r}",
+                            path=str(self.path),
+                            hint="fix the row, or pass --on-error skip to skip bad rows (they are counted and listed)",
+                        )
+                    for i in np.flatnonzero(~ok)[: max(0, _MAX_EXAMPLES - len(self.bad_examples))]:
+                        self.bad_examples.append(
+                            BadRow(line=self.rows + int(i) + 1, reason="rating: not finite or negative", text="")
+                        )
+                    self.bad_rows += int((~ok).sum())
+                    table = table.filter(pa.array(ok))
             self.bytes_read = self.total_bytes * (self.rows + table.num_rows) // max(pf.metadata.num_rows, 1)
             if table.num_rows:
                 self.rows += table.num_rows
                 yield self._to_batch(table)
         if self.rows == 0:
             raise DataError(f"{self.path}: no interaction rows")
+
+
+def _ratings_ok(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """Mask of ratings a model can use: finite and not negative (NaN compares false)."""
+    values = np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(values) & (values >= 0)
 
 
 def _is_parquet(path: Path) -> bool:

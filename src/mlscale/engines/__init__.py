@@ -1,5 +1,8 @@
 """Where training runs. :func:`get_engine` is the one place an engine is chosen.
 
+A new engine is one module (or package) here with an :class:`Engine` subclass,
+one line in :func:`get_engine`, and one trainer per application that supports it.
+
 >>> with get_engine("local", threads=1) as engine:
 ...     engine.name, engine.threads
 ('local', 1)
@@ -7,7 +10,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+import importlib.util
+from collections.abc import Mapping
 
 from mlscale.config import load_settings
 from mlscale.engines.base import Engine
@@ -19,19 +23,25 @@ __all__ = ["ENGINES", "Engine", "LocalEngine", "get_engine"]
 ENGINES = ("local", "spark")
 
 
-def get_engine(name: str, **options: Any) -> Engine:
-    """The engine called ``name``; a missing one raises an error that says the fix."""
+def get_engine(
+    name: str, *, threads: int = 0, master: str | None = None, conf: Mapping[str, str] | None = None
+) -> Engine:
+    """The engine called ``name``, each taking the options that concern it; a missing one says the fix.
+
+    ``threads``: the local engine's (0: the ``MLSCALE_THREADS`` setting, whose own 0 means every core);
+    ``master`` / ``conf``: Spark's.
+    """
     if name == "local":
-        # 0 / unset means the MLSCALE_THREADS setting, whose own 0 means every core.
-        return LocalEngine(threads=int(options.get("threads", 0) or 0) or load_settings().threads)
+        return LocalEngine(threads=int(threads or 0) or load_settings().threads)
     if name == "spark":
-        try:
-            from mlscale.engines.spark import SparkEngine  # type: ignore[import-not-found,unused-ignore]
-        except ImportError as exc:
+        # The engine module imports pyspark only when a session starts; check for it now, so a missing
+        # extra is one clear line before any work rather than a failure after the data was read.
+        if importlib.util.find_spec("pyspark") is None:
             raise ConfigError(
-                f"the spark engine is not available ({exc})",
+                "the spark engine needs pyspark, which is not installed",
                 hint="install it with `pip install 'mlscale[spark]'` (and Java 17+)",
-            ) from None
-        engine: Engine = SparkEngine(**options)
-        return engine
+            )
+        from mlscale.engines.spark import SparkEngine
+
+        return SparkEngine(master=master, conf=conf)
     raise ConfigError(f"unknown engine {name!r}: expected one of {', '.join(ENGINES)}")

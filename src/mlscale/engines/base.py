@@ -1,9 +1,9 @@
 """The engine contract: where an application's training runs.
 
 An engine is deliberately small: it names itself, knows its parallelism and
-releases what it holds. Each application brings its own training code per
-engine (``apps/<name>/train_<engine>.py``) and dispatches on :attr:`Engine.name`,
-so the engines never import an application.
+releases what it holds. Each application declares one trainer per engine it
+supports (``Application.trainers``, keyed by :attr:`Engine.name`); the generic
+``train`` verb picks it, so neither the engines nor the apps branch on an engine.
 """
 
 from __future__ import annotations

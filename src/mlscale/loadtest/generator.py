@@ -50,6 +50,10 @@ Arrival = Literal["constant", "poisson"]
 _HIST_MAX_US = 3_600_000_000  # one hour, in microseconds
 
 
+#: Send lag (p99, ms) past which a step is reported saturated: the offered load was not applied.
+_SATURATED_LAG_MS = 50.0
+
+
 def new_histogram() -> HdrHistogram:
     """An HDR histogram of microseconds, 1 us .. 1 h at 3 significant digits."""
     return HdrHistogram(1, _HIST_MAX_US, 3)
@@ -166,13 +170,48 @@ class StepResult:
         return float(hist.get_value_at_percentile(p)) / 1000.0 if hist.get_total_count() else float("nan")
 
     @property
-    def generator_saturated(self) -> bool:
-        """The generator, not the server, could not keep the schedule."""
+    def late(self) -> bool:
+        """The requests were not sent on schedule (send lag p99 over 5 ms, or under 97% of the rate sent)."""
         if self.spec.closed_loop:
             return False
-        late = self.percentile_ms(99, "send_lag") > 5.0 or self.sent_rate < 0.97 * self.spec.rate
-        busy = bool(self.cpu) and max(self.cpu) > 0.9
-        return late and busy
+        return self.percentile_ms(99, "send_lag") > 5.0 or self.sent_rate < 0.97 * self.spec.rate
+
+    @property
+    def generator_saturated(self) -> bool:
+        """The generator's own CPU, not the server, could not keep the schedule (late and over 90% busy)."""
+        return self.late and bool(self.cpu) and max(self.cpu) > 0.9
+
+    @property
+    def saturation(self) -> tuple[str, ...]:
+        """Why the load was not applied as offered, one reason each; empty when it was.
+
+        Late sends and client-side timeouts both mean the latency figures miss part of the story:
+        the requests that waited to be sent, or that never got an answer in time.
+        """
+        reasons: list[str] = []
+        lag = self.percentile_ms(99, "send_lag")
+        # Looser than `late`: a few ms of lag is the machine (a busy shared host), not lost load.
+        if not self.spec.closed_loop and (lag > _SATURATED_LAG_MS or self.sent_rate < 0.9 * self.spec.rate):
+            where = f"send lag p99 {lag:,.1f} ms, sent {self.sent_rate:,.0f}/s of {self.spec.rate:,.0f}/s offered"
+            if self.generator_saturated:
+                reasons.append(f"the generator's CPU was saturated ({where}): add --processes or another machine")
+            else:
+                reasons.append(
+                    f"requests waited to be sent ({where}): every connection was busy (raise --max-connections, "
+                    "now {:,}) or the server is past its capacity".format(self.spec.max_connections)
+                )
+        timeouts = self.errors.get("timeout", 0)
+        if timeouts:
+            reasons.append(
+                f"{timeouts:,} requests ({timeouts / max(self.sent, 1):.1%}) timed out client-side after "
+                f"{self.spec.timeout:g} s: their latency is not in the histograms"
+            )
+        return tuple(reasons)
+
+    @property
+    def saturated(self) -> bool:
+        """The load test did not apply the offered load as specified (see :attr:`saturation`)."""
+        return bool(self.saturation)
 
 
 # -- one generator process ---------------------------------------------------------------------

@@ -8,7 +8,9 @@ JSON schema (``schema`` = 1; fields are only ever added):
   ``latency_ms`` (p50, p90, p99, p99.9, max), ``service_ms`` (the same, from the
   actual send), ``send_lag_ms`` (p99, max), ``errors`` by kind (``http_503``,
   ``timeout``, ``connect``...), ``error_rate``, ``requests_by_kind``,
-  ``generator`` (cpu per process, saturated), ``server`` (figures scraped from
+  ``generator`` (cpu per process; saturated: the load was not applied as offered, late
+  sends or client-side timeouts, with the reasons in saturation; cpu_bound: the
+  generator's own CPU was the limit), ``server`` (figures scraped from
   ``/metrics``), ``verdict`` (passed, reasons);
 - ``knee`` (knee mode): ``knee_rps``, ``limited_by_generator``;
 - ``capacity`` (when a knee is known): replicas and users per replica;
@@ -66,7 +68,12 @@ def step_dict(step: StepResult, verdict: Verdict, server: dict[str, float] | Non
         "error_rate": round(step.error_rate, 6),
         "requests_by_kind": dict(sorted(step.kinds.items())),
         "max_in_flight": step.max_in_flight,
-        "generator": {"cpu": [round(c, 3) for c in step.cpu], "saturated": step.generator_saturated},
+        "generator": {
+            "cpu": [round(c, 3) for c in step.cpu],
+            "saturated": step.saturated,
+            "cpu_bound": step.generator_saturated,
+            "saturation": list(step.saturation),
+        },
         "server": server or {},
         "verdict": {"passed": verdict.passed, "reasons": list(verdict.reasons)},
     }
@@ -134,6 +141,8 @@ class LoadReport:
             note = "ok" if verdict.passed else "FAIL: " + "; ".join(verdict.reasons)
             if verdict.generator_bound:
                 note += " [generator saturated: add --processes or another machine]"
+            elif step.saturated:
+                note += " [load not applied as offered: see below]"
             lines.append(
                 f"{step.offered_rate:>10,.0f} {step.achieved_rate:>10,.0f} {f(lat['p50']):>8} {f(lat['p90']):>8} "
                 f"{f(lat['p99']):>8} {f(lat['p99.9']):>9} {f(lat['max']):>8} {step.error_rate:>8.2%}  {note}"
@@ -141,6 +150,8 @@ class LoadReport:
             errs = ", ".join(f"{k}={v}" for k, v in sorted(step.errors.items()))
             if errs:
                 lines.append(f"{'':>10} errors: {errs}")
+            for reason in step.saturation:
+                lines.append(f"{'':>10} saturated: {reason}")
         if self.knee is not None:
             if self.knee.knee_rps is None:
                 lines.append("knee: no rate met the SLO")

@@ -12,6 +12,11 @@ refuses a tampered, incomplete or pickled version with an
 :class:`~mlscale.errors.ArtifactError` naming the file. Publishing is atomic:
 a version is visible completely or not at all.
 
+:func:`open_store` opens a folder (:class:`FileStore`) or, for
+``s3://bucket/prefix``, an S3-compatible bucket (:class:`ObjectStore`: the
+same guarantees through conditional writes, and a verified read-through cache
+of versions on each host).
+
 >>> import tempfile
 >>> import numpy as np
 >>> import pyarrow as pa
@@ -36,9 +41,11 @@ recommend/ml100k@1 (3, 3) 3
 
 from __future__ import annotations
 
-from mlscale.registry._filestore import ALLOWED_SUFFIXES, FileStore, open_store
+from mlscale.registry._filestore import ALLOWED_SUFFIXES, FileStore
 from mlscale.registry._manifest import Manifest
 from mlscale.registry._names import NAME_RULE
+from mlscale.registry._objectstore import ObjectStore
+from mlscale.registry._open import open_store
 from mlscale.registry._ref import LATEST, ModelRef
 from mlscale.registry._store import LoadedModel, Store
 
@@ -50,6 +57,7 @@ __all__ = [
     "LoadedModel",
     "Manifest",
     "ModelRef",
+    "ObjectStore",
     "Store",
     "open_store",
 ]

@@ -32,6 +32,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import shutil
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
@@ -45,7 +46,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mlscale._version import __version__
-from mlscale.config import load_settings
 from mlscale.errors import ArtifactError, ModelNotFoundError, RegistryError, ValidationError
 from mlscale.registry._checksum import sha256_file
 from mlscale.registry._fs import atomic_write_bytes, exclusive_lock, fsync_dir, fsync_file, random_token
@@ -54,7 +54,7 @@ from mlscale.registry._names import check_name, is_valid_name
 from mlscale.registry._ref import LATEST, ModelRef, check_alias
 from mlscale.registry._store import NO_ITEMS, LoadedModel, Store
 
-__all__ = ["ALLOWED_SUFFIXES", "FileStore", "open_store"]
+__all__ = ["ALLOWED_SUFFIXES", "FileStore"]
 
 #: File types a version folder may hold (besides its manifest files).
 ALLOWED_SUFFIXES = (".npy", ".npz", ".parquet", ".safetensors", ".json")
@@ -79,6 +79,11 @@ def _as_ref(ref: ModelRef | str) -> ModelRef:
     if isinstance(ref, str):
         return ModelRef.parse(ref)
     raise RegistryError(f"invalid model reference {ref!r}: expected 'app/name[@alias|@VERSION]' or a ModelRef")
+
+
+def _real_dir(path: Path) -> bool:
+    """A folder that is not a symlink (a symlinked version folder is not a version: ``list`` skips it)."""
+    return path.is_dir() and not path.is_symlink()
 
 
 def _version_number(name: str) -> int | None:
@@ -158,6 +163,19 @@ class FileStore(Store):
     def root(self) -> Path:
         """The registry folder."""
         return self._root
+
+    @property
+    def location(self) -> str:
+        return str(self._root)
+
+    def attachment(self, app: str, name: str, key: str, *, suffix: str = ".jsonl") -> Path:
+        # Hidden folders (``<root>/.<key>/<app>/<name><suffix>``): never mistaken for an app by list().
+        check_name(key, "attachment key")
+        if suffix and not re.fullmatch(r"\.[a-z0-9]{1,10}", suffix):
+            raise RegistryError(f"invalid attachment suffix {suffix!r}: expected a dot and letters/digits")
+        path = self._root / f".{key}" / check_name(app, "app name") / f"{check_name(name, 'model name')}{suffix}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
 
     def __repr__(self) -> str:
         return f"FileStore({str(self._root)!r})"
@@ -344,14 +362,15 @@ class FileStore(Store):
                     f"--alias {ref.selector}",
                 )
             version = aliases[ref.selector]
-            if not (model_dir / str(version)).is_dir():
+            if not _real_dir(model_dir / str(version)):
                 raise ModelNotFoundError(
                     f"alias {ref.selector!r} of {ref.model} points to version {version}, which does not exist",
                     hint=f"promote an existing version: mlscale models promote {ref.model}@VERSION "
                     f"--alias {ref.selector}",
                 )
             return version
-        if not (model_dir / str(version)).is_dir():
+        if not _real_dir(model_dir / str(version)):
+            # A symlinked version folder is not a version (``list`` ignores it too): never served.
             versions = self._versions(model_dir)
             if not versions:
                 raise self._model_not_found(ref.app, ref.name)
@@ -532,7 +551,11 @@ class FileStore(Store):
                 except (pa.ArrowException, OSError) as err:
                     raise ArtifactError(f"{path}: not a readable Parquet file ({err})") from None
         return LoadedModel(
-            manifest=manifest, path=vdir, arrays=MappingProxyType(arrays), tables=MappingProxyType(tables)
+            manifest=manifest,
+            path=vdir,
+            arrays=MappingProxyType(arrays),
+            tables=MappingProxyType(tables),
+            store=self,
         )
 
     @staticmethod
@@ -602,6 +625,14 @@ class FileStore(Store):
         with _os_errors(f"set alias {alias!r} of {ref.model}"), self._locked(model_dir):
             version = self.current_version(ref)
             manifest = self._read_manifest(ref.app, ref.name, version)
+            # Verify before moving the alias: servers would refuse a corrupt version, and the next restart fail.
+            try:
+                self._check_files(model_dir / str(version), manifest, verify=True)
+            except ArtifactError as err:
+                raise ArtifactError(
+                    f"refusing to point {alias!r} at {ref.model}@{version}: {err.message}",
+                    hint=err.hint or "restore the file or publish the model again",
+                ) from None
             aliases = self._read_aliases(model_dir)
             aliases[alias] = version
             self._write_aliases(model_dir, aliases)
@@ -716,8 +747,3 @@ def _load_npz(path: Path) -> dict[str, npt.NDArray[Any]]:
         raise ArtifactError(f"{path}: refused or unreadable .npz member ({err})") from None
     except (OSError, EOFError) as err:
         raise ArtifactError(f"{path}: not a readable .npz file ({err})") from None
-
-
-def open_store(root: str | os.PathLike[str] | None = None) -> Store:
-    """The model store at ``root`` (default: the ``registry`` setting, ``$MLSCALE_REGISTRY``)."""
-    return FileStore(load_settings().registry if root is None else root)

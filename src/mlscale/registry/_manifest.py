@@ -131,7 +131,12 @@ class Manifest:
             data = json.loads(text, parse_constant=_reject_constant)
         except (UnicodeDecodeError, ValueError) as err:
             raise ArtifactError(f"{source}: malformed manifest: not valid JSON ({err})") from None
-        return cls.from_dict(data, source=source)
+        except RecursionError:
+            raise ArtifactError(f"{source}: malformed manifest: nested too deeply to be one mlscale writes") from None
+        try:
+            return cls.from_dict(data, source=source)
+        except RecursionError:
+            raise ArtifactError(f"{source}: malformed manifest: nested too deeply to be one mlscale writes") from None
 
     @classmethod
     def from_dict(cls, data: object, *, source: str = "manifest.json") -> Manifest:

@@ -42,6 +42,8 @@ class LoadedModel:
     path: Path
     arrays: Mapping[str, npt.NDArray[Any]]
     tables: Mapping[str, pa.Table]
+    #: The store it was loaded from (for its attachments), when known.
+    store: Store | None = None
 
     @property
     def ref(self) -> ModelRef:
@@ -60,7 +62,42 @@ class Store(abc.ABC):
     A model is ``app/name``; each publish adds version 1, 2, 3... which never
     changes afterwards. ``latest`` always means the highest version; other
     aliases (``production``, ``staging``...) are moved with :meth:`promote`.
+    Beside the versions, a model may have mutable *attachments* (the threat
+    app's analyst verdict log), reached through :meth:`attachment` only.
     """
+
+    @property
+    @abc.abstractmethod
+    def location(self) -> str:
+        """Where the store is, as a string :func:`~mlscale.registry.open_store` reopens (a folder, a URI).
+
+        What a serving worker process is given to open the same store.
+        """
+
+    @abc.abstractmethod
+    def attachment(self, app: str, name: str, key: str, *, suffix: str = ".jsonl") -> Path:
+        """A local file that belongs to model ``app/name`` across its versions (``key``: what it holds).
+
+        The file may not exist yet; its folder does. Attachments survive new
+        versions and are not part of any version's checksums.
+
+        Where the store keeps attachments elsewhere than this file (an object
+        store), the file is this host's copy: call :meth:`sync_attachment`
+        after appending to it (to make the lines durable in the store) and
+        before reading it (to see what other hosts appended).
+        """
+
+    def sync_attachment(self, app: str, name: str, key: str, *, suffix: str = ".jsonl") -> Path:
+        """Make the local file of an attachment and the store agree; returns the file's path.
+
+        For a store whose attachment *is* the local file (:class:`~mlscale.registry.FileStore`)
+        there is nothing to do. A store that keeps attachments elsewhere treats them as
+        append-only logs of lines: the complete lines appended locally since the last sync
+        are appended to the stored copy, and the local file becomes that copy (what every
+        host appended). Raises :class:`~mlscale.errors.RegistryError` when the store cannot
+        be reached; the unsynced lines stay in the local file for the next sync.
+        """
+        return self.attachment(app, name, key, suffix=suffix)
 
     @abc.abstractmethod
     def publish(

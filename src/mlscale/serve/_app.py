@@ -16,7 +16,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
@@ -28,6 +28,7 @@ from mlscale.serve._http import Request
 from mlscale.serve._metrics import BATCH_BUCKETS, Metrics
 from mlscale.serve._models import LiveModel, ModelSlot
 from mlscale.serve._openapi import openapi_document
+from mlscale.serve.mount import Mount
 
 __all__ = ["ServeMetrics", "ServingApp"]
 
@@ -39,6 +40,8 @@ _FIELD_AT = re.compile(r"- at `\$\.?([^`]*)`")
 _FIELD_NAMED = re.compile(r"(?:unknown|required) field `([^`]*)`")
 _RETRY = b"retry-after"
 _VERSION_HEADER = b"x-model-version"
+# Error messages may quote what the client sent; never a whole megabyte of it back.
+_MAX_MESSAGE = 1000
 
 
 class ServeMetrics:
@@ -108,10 +111,17 @@ class _Stats(BatchStats):
         self._m.rejected.inc((self._model, reason))
 
 
+def _clip(text: str, limit: int = _MAX_MESSAGE) -> str:
+    """``text``, cut to ``limit`` characters with a note of how much was cut."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
+
+
 def _error_body(status: int, message: str, field: str | None = None) -> bytes:
-    err: dict[str, Any] = {"status": status, "message": message}
+    err: dict[str, Any] = {"status": status, "message": _clip(message)}
     if field is not None:
-        err["field"] = field
+        err["field"] = _clip(field, 200)
     return msgspec.json.encode({"error": err})
 
 
@@ -131,7 +141,8 @@ class ServingApp:
     when set, every route but ``/healthz`` and ``/readyz`` needs
     ``Authorization: Bearer <token>``. ``timeout`` is the default deadline
     (seconds) of a model request; a client may ask for less (or more, up to 10
-    minutes) with the ``X-Request-Timeout-Ms`` header.
+    minutes) with the ``X-Request-Timeout-Ms`` header. ``mounts`` add routes under their prefixes
+    (:mod:`mlscale.serve.mount`).
     """
 
     def __init__(
@@ -141,11 +152,13 @@ class ServingApp:
         metrics: ServeMetrics,
         token: str | None = None,
         timeout: float = 1.0,
+        mounts: Sequence[Mount] = (),
     ) -> None:
         self.slots = dict(slots)
+        self.mounts = tuple(mounts)
         self.metrics = metrics
         self.timeout = timeout
-        self._auth = None if token is None else b"Bearer " + token.encode()
+        self._auth = None if token is None else token.encode()
         self.ready = True
         self.draining = False
         self._encoder = msgspec.json.Encoder()
@@ -159,7 +172,7 @@ class ServingApp:
             b"/v1/models": self._list_models,
             b"/v1/models/": self._list_models,
         }
-        self._openapi_doc = openapi_document(self.slots, secured=token is not None)
+        self._openapi_doc = _with_mounts(openapi_document(self.slots, secured=token is not None), self.mounts)
         self._connections: Any = None
         for slot in self.slots.values():
             self.track_version(slot, slot.live)
@@ -210,7 +223,7 @@ class ServingApp:
         elif isinstance(err, ValidationError):
             self._error(req, route, err.http_status, err.message, err.field)
         elif isinstance(err, MlscaleError) and err.http_status < 500:
-            self._error(req, route, err.http_status, str(err))
+            self._error(req, route, err.http_status, str(err), getattr(err, "field", None))
         else:
             if not isinstance(err, MlscaleError):
                 log.error("internal error on %s", route, exc_info=err)
@@ -227,6 +240,10 @@ class ServingApp:
             return
         fixed = self._fixed.get(path)
         if fixed is None:
+            for mount in self.mounts:
+                if path == mount.prefix.encode() or path.startswith(mount.prefix.encode() + b"/"):
+                    self._mounted(mount, req, path.decode("utf-8", "replace"), query)
+                    return
             self._error(req, "other", 404, f"no route {path.decode('latin-1')!r}; see /openapi.json")
             return
         route = path.decode().rstrip("/") or "/"
@@ -240,8 +257,11 @@ class ServingApp:
         if self._auth is None:
             return True
         given = req.authorization
-        if given is not None and hmac.compare_digest(given, self._auth):
-            return True
+        if given is not None:
+            # The scheme is case-insensitive (RFC 9110 section 11.1); the token is not.
+            scheme, _, credentials = given.strip().partition(b" ")
+            if scheme.lower() == b"bearer" and hmac.compare_digest(credentials.strip(), self._auth):
+                return True
         self._error(
             req,
             route,
@@ -250,6 +270,19 @@ class ServingApp:
             headers=((b"www-authenticate", b'Bearer realm="mlscale"'),),
         )
         return False
+
+    def _mounted(self, mount: Mount, req: Request, path: str, query: bytes) -> None:
+        route = mount.prefix
+        if not mount.public(path) and not self._authorized(req, route):
+            return
+
+        def reply(status: int, body: bytes, content_type: bytes, headers: tuple[tuple[bytes, bytes], ...]) -> None:
+            self._send(req, route, status, body, headers, content_type)
+
+        try:
+            mount.handle(req.method.decode("latin-1"), path, query.decode("latin-1"), req.body, reply)
+        except Exception as err:  # a bug of the mount: a 500, never a dropped connection
+            self._fail(req, route, err)
 
     def _model_route(self, req: Request, rest: bytes, query: bytes) -> None:
         parts = rest.decode("utf-8", "replace").split("/", 2)
@@ -272,7 +305,14 @@ class ServingApp:
             known = ", ".join(live.actions)
             self._error(req, route, 404, f"model {slot.name!r} has no action {parts[1]!r}; it has: {known}", "action")
             return
+        batcher = slot.batchers[parts[1]]
         try:
+            deadline = req.start + self._timeout(req)
+            # Fast path: at overload, refuse before any work (decoding, validating) is spent on the request.
+            refusal = batcher.refuse_now(deadline, time.monotonic())
+            if refusal is not None:
+                self._fail(req, route, refusal)
+                return
             if n == 2:
                 if req.method != b"POST":
                     self._error(req, route, 405, "use POST with a JSON body", headers=((b"allow", b"POST"),))
@@ -286,11 +326,9 @@ class ServingApp:
                 key = unquote(parts[2]) if "%" in parts[2] else parts[2]
                 request = action.from_path(key, self._query(query) if query else {})
             cost = action.validate(request)
-            deadline = req.start + self._timeout(req)
         except MlscaleError as err:
             self._fail(req, route, err)
             return
-        batcher = slot.batchers[parts[1]]
 
         def reply(result: Any) -> None:
             if isinstance(result, BaseException):
@@ -301,7 +339,7 @@ class ServingApp:
 
         try:
             batcher.submit(request, cost, deadline, reply, req.start)
-        except OverloadedError as err:
+        except MlscaleError as err:
             self._fail(req, route, err)
 
     def _decode(self, live: LiveModel, action: str, body: bytes) -> Any:
@@ -433,6 +471,18 @@ class ServingApp:
             }
         )
         await send({"type": "http.response.body", "body": payload})
+
+
+def _with_mounts(doc: bytes, mounts: Sequence[Mount]) -> bytes:
+    """The OpenAPI document with the mounts' paths and schemas merged in."""
+    if not mounts:
+        return doc
+    data = msgspec.json.decode(doc)
+    for mount in mounts:
+        extra = mount.openapi()
+        data.setdefault("paths", {}).update(extra.get("paths", {}))
+        data.setdefault("components", {}).setdefault("schemas", {}).update(extra.get("schemas", {}))
+    return msgspec.json.encode(data)
 
 
 class _BadRequestError(MlscaleError):

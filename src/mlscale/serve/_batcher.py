@@ -16,7 +16,17 @@ Admission is decided when a request arrives, never later: if the queue is full,
 or the estimated wait (queued rows times the measured cost per row) would
 overrun the request's deadline, :class:`OverloadedError` is raised at once (the
 server answers 503 with ``Retry-After``), so the requests that were admitted
-keep their latency instead of every request getting slower.
+keep their latency instead of every request getting slower. A request whose own
+work (its cost times the measured cost per row) is more than
+``max_request_seconds``, whatever deadline its client allows, is refused with
+:class:`TooMuchWorkError` (413: retrying cannot help, splitting it does), so
+that one request can never hold the batch slot long enough to stall the others.
+The cost is an estimate (learnt from the batches run so far): a request near the
+budget may be admitted or refused depending on the load.
+
+A failing batch never fails a request that did not cause the failure: when
+``run`` raises for a batch of several requests, the batch is bisected and each
+half run again, until the request that raises is alone; only it gets the error.
 """
 
 from __future__ import annotations
@@ -32,11 +42,15 @@ from typing import Any
 
 from mlscale.errors import MlscaleError
 
-__all__ = ["BatchStats", "Batcher", "OverloadedError"]
+__all__ = ["MAX_REQUEST_SECONDS", "BatchStats", "Batcher", "OverloadedError", "TooMuchWorkError"]
 
 log = logging.getLogger("mlscale.serve")
 
 Reply = Callable[[Any], None]
+
+#: Most seconds of work one request may ask for (estimated from its cost): more
+#: would hold the one batch slot of its action and stall every other request.
+MAX_REQUEST_SECONDS = 1.0
 
 
 class OverloadedError(MlscaleError):
@@ -48,6 +62,12 @@ class OverloadedError(MlscaleError):
         super().__init__(message)
         self.retry_after = retry_after
         self.reason = reason
+
+
+class TooMuchWorkError(MlscaleError):
+    """One request asks for more work than a request may: it must be split (413)."""
+
+    http_status = 413
 
 
 class BatchStats:
@@ -91,6 +111,7 @@ class Batcher:
         max_queue: int = 2048,
         offload_after: float = 0.002,
         stats: BatchStats | None = None,
+        max_request_seconds: float = MAX_REQUEST_SECONDS,
     ) -> None:
         if max_batch < 1 or max_queue < 1 or max_wait < 0:
             raise ValueError("max_batch and max_queue must be >= 1 and max_wait >= 0")
@@ -110,11 +131,37 @@ class Batcher:
         self.offload_after = offload_after
         self._busy = False
         self._pool: ThreadPoolExecutor | None = None
+        self.max_request_seconds = max_request_seconds
+        self.closed = False
 
     @property
     def depth(self) -> int:
         """Rows waiting in the queue."""
         return self._queued_rows
+
+    def alone(self, rows: int) -> float:
+        """Seconds a request of ``rows`` rows takes on its own (no queue)."""
+        return self.per_batch + rows * self.per_row
+
+    def refuse_now(self, deadline: float, now: float) -> OverloadedError | None:
+        """The refusal a request of the smallest cost would get now, without decoding it (fast path)."""
+        if self.closed:
+            return OverloadedError("the server is shutting down", retry_after=1, reason="shutdown")
+        if self._queue and self._queued_rows >= self.max_queue:
+            self.stats.rejected("queue_full")
+            return OverloadedError(
+                f"the queue is full ({self._queued_rows} rows waiting)",
+                retry_after=self._retry_after(),
+                reason="queue_full",
+            )
+        if now + self.estimate(1) > deadline:
+            self.stats.rejected("deadline")
+            return OverloadedError(
+                "the request's deadline cannot be met at the current load",
+                retry_after=self._retry_after(),
+                reason="deadline",
+            )
+        return None
 
     def estimate(self, rows: int) -> float:
         """Seconds before a request of ``rows`` rows, arriving now, would be answered."""
@@ -129,6 +176,16 @@ class Batcher:
         deadline (``time.monotonic()`` seconds) cannot be met.
         """
         now = time.monotonic() if now is None else now
+        if self.closed:
+            raise OverloadedError("the server is shutting down", retry_after=1, reason="shutdown")
+        own = self.alone(cost)
+        if own > self.max_request_seconds:
+            self.stats.rejected("too_much_work")
+            raise TooMuchWorkError(
+                f"this request asks for about {own:.2f} s of work ({cost} rows), more than the "
+                f"{self.max_request_seconds:.2f} s one request may take, whatever its deadline",
+                hint="split it into smaller requests (fewer users or records, a smaller k)",
+            )
         if self._queue and self._queued_rows + cost > self.max_queue:
             self.stats.rejected("queue_full")
             raise OverloadedError(
@@ -219,8 +276,12 @@ class Batcher:
             if len(results) != len(requests):
                 raise RuntimeError(f"the predictor returned {len(results)} results for {len(requests)} requests")
         except Exception as exc:
-            log.exception("a batch of %d requests failed", len(requests))
-            results = [exc] * len(requests)
+            if len(requests) == 1:
+                log.error("a request failed", exc_info=exc)
+                return [exc]
+            # Some request broke the whole call: bisect until it is alone, so its neighbours get their answers.
+            half = len(requests) // 2
+            return [*self._compute(requests[:half]), *self._compute(requests[half:])]
         return results
 
     def _done(self, batch: list[_Entry], rows: int, start: float, future: asyncio.Future[Sequence[Any]]) -> None:
@@ -255,11 +316,22 @@ class Batcher:
             self._pool.shutdown(wait=False)
             self._pool = None
 
-    def fail_all(self, error: BaseException) -> None:
-        """Answer every queued request with ``error`` (shutdown)."""
+    def fail_all(self, error: BaseException) -> int:
+        """Answer every queued request with ``error`` and refuse new ones (shutdown); returns how many.
+
+        The batch computing in the thread, if any, still answers its requests when it ends.
+        """
+        self.closed = True
         if self._timer is not None:
             self._timer.cancel()
+            self._timer = None
+        failed = 0
         while self._queue:
             entry = self._queue.popleft()
-            entry.reply(error)
+            failed += 1
+            try:
+                entry.reply(error)
+            except Exception:
+                log.exception("replying to a request failed")
         self._queued_rows = 0
+        return failed

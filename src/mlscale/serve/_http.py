@@ -8,9 +8,15 @@ one ``write``; replies may come later (after a micro-batch) and are written in
 request order, so pipelining and keep-alive are correct.
 
 Protection built in: limits on the URL, the headers and the body (413 as soon
-as ``Content-Length`` says too much), a read timeout against slow clients, an
-idle keep-alive timeout, a cap on connections, on requests in flight per
-connection and on unsent output (reading pauses until the client reads).
+as ``Content-Length`` says too much); against slow clients, deadlines that no
+trickle of bytes can push back: the whole request head must arrive within
+``head_timeout`` of its first byte (a new connection's first request, of the
+connection), the body within ``body_timeout`` of the head and at no less than
+``min_body_rate`` bytes a second after its first ``body_grace`` seconds (a
+client sending a byte every few seconds is cut off, 408, as early as it can be
+told apart from a slow one); an idle keep-alive timeout, a cap on connections,
+on requests in flight per connection and on unsent output (reading pauses until
+the client reads). The deadlines are checked once a second.
 """
 
 from __future__ import annotations
@@ -47,6 +53,10 @@ class Limits:
     max_header_bytes: int = 16384
     max_headers: int = 100
     read_timeout: float = 30.0
+    head_timeout: float = 10.0
+    body_timeout: float = 60.0
+    min_body_rate: float = 4096.0
+    body_grace: float = 2.0
     keepalive_timeout: float = 75.0
     max_connections: int = 10_000
     max_pipeline: int = 64
@@ -99,10 +109,12 @@ class Connection(asyncio.Protocol):
 
     __slots__ = (
         "_body",
+        "_body_since",
         "_body_size",
         "_current",
         "_eof",
         "_failed",
+        "_head_since",
         "_header_bytes",
         "_headers",
         "_paused_reading",
@@ -131,6 +143,9 @@ class Connection(asyncio.Protocol):
         self._paused_reading = False
         self._paused_writing = False
         self.last_active = time.monotonic()
+        # When the head being awaited began (None: idle between keep-alive requests), and the body.
+        self._head_since: float | None = self.last_active
+        self._body_since: float | None = None
 
     # -- transport events ----------------------------------------------------------
 
@@ -191,7 +206,11 @@ class Connection(asyncio.Protocol):
     # -- parser callbacks (httptools calls only those defined) -----------------------
 
     def on_message_begin(self) -> None:
-        self._current = Request(self, time.monotonic())
+        now = time.monotonic()
+        self._current = Request(self, now)
+        if self._head_since is None:
+            self._head_since = now
+        self._body_since = None
         self._url.clear()
         self._body.clear()
         self._body_size = 0
@@ -227,6 +246,10 @@ class Connection(asyncio.Protocol):
         elif lname == b"expect" and value.lower() == b"100-continue" and self.transport is not None:
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
+    def on_headers_complete(self) -> None:
+        self._head_since = None
+        self._body_since = time.monotonic()
+
     def on_body(self, body: bytes) -> None:
         self._body_size += len(body)
         if self._body_size > self.server.limits.max_body:
@@ -237,6 +260,7 @@ class Connection(asyncio.Protocol):
         req = self._current
         assert req is not None
         self._current = None
+        self._head_since = self._body_since = None
         parser = self.parser
         req.method = parser.get_method()
         req.url = self._url[0] if len(self._url) == 1 else b"".join(self._url)
@@ -261,7 +285,7 @@ class Connection(asyncio.Protocol):
         """Answer ``req``; replies go out in request order."""
         if self._failed or self.transport is None:
             return
-        close = not req.keep_alive or self._eof
+        close = not req.keep_alive or self._eof or self.server.draining
         head = [
             b"HTTP/1.1 %d %s\r\ncontent-type: %s\r\ncontent-length: %d\r\ndate: %s\r\n"
             % (status, _REASONS.get(status, b"Unknown"), content_type, len(body), self.server.date)
@@ -332,17 +356,40 @@ class Connection(asyncio.Protocol):
             self._paused_reading = False
         self.server.loop.call_later(0.5, self._close_now)
 
+    def refuse_unanswered(self, status: int, message: bytes) -> int:
+        """Answer every request still waiting for its reply with ``status``, in order, then close."""
+        waiting = [r for r in self._pending if r.response is None]
+        if self.transport is None or not waiting:
+            return 0
+        body = b'{"error":{"status":%d,"message":"%s"}}' % (status, message.replace(b'"', b"'"))
+        for req in waiting:
+            req.keep_alive = False  # the answer to the last one closes the connection
+            self.respond(req, status, body, ((b"retry-after", b"1"),))
+        return len(waiting)
+
     def _close_now(self) -> None:
         if self.transport is not None:
             self.transport.close()
 
     def check_timeouts(self, now: float) -> None:
-        """Close the connection if its client stalled mid-request or idled too long."""
-        if self.transport is None:
-            return
+        """Close the connection if its client is too slow sending a request, or idled too long."""
+        if self.transport is None or self._failed or self._paused_reading:
+            return  # paused: the server stopped reading, the client is not the slow one
         limits = self.server.limits
         idle = now - self.last_active
-        if self._current is not None and idle > limits.read_timeout:
+        head, body = self._head_since, self._body_since
+        if head is not None and now - head > limits.head_timeout:
+            if self._current is None:
+                self.transport.close()  # connected and sent nothing: nobody to answer
+            else:
+                self._fail(408, b"the request head was not received in %d seconds" % limits.head_timeout)
+        elif body is not None and self._current is not None:
+            took = now - body
+            if took > limits.body_timeout:
+                self._fail(408, b"the request body was not received in %d seconds" % limits.body_timeout)
+            elif took > limits.body_grace and self._body_size < limits.min_body_rate * (took - limits.body_grace):
+                self._fail(408, b"the request body arrives slower than %d bytes a second" % limits.min_body_rate)
+        elif self._current is not None and idle > limits.read_timeout:
             self._fail(408, b"the request was not received in time")
         elif not self._pending and self._current is None and idle > limits.keepalive_timeout:
             self.transport.close()
@@ -359,6 +406,8 @@ class Server:
         self.date = formatdate(usegmt=True).encode()
         self._server: asyncio.AbstractServer | None = None
         self._ticker: asyncio.TimerHandle | None = None
+        #: Set when a graceful stop begins: every answer from then on closes its connection.
+        self.draining = False
         #: Called once a second on the loop (gauges, housekeeping).
         self.on_tick: list[Callable[[], None]] = []
 
@@ -387,10 +436,14 @@ class Server:
         return sum(len(c._pending) for c in self.connections)
 
     def close_idle(self) -> None:
-        """Close connections with nothing in flight (used while draining)."""
+        """Close connections with nothing in flight (called while draining)."""
         for conn in list(self.connections):
             if not conn._pending and conn._current is None and conn.transport is not None:
                 conn.transport.close()
+
+    def refuse_unanswered(self, status: int = 503, message: bytes = b"the server is shutting down") -> int:
+        """Answer every request still waiting, on every connection (the end of a graceful stop); how many."""
+        return sum(conn.refuse_unanswered(status, message) for conn in list(self.connections))
 
     def close(self) -> None:
         """Stop everything now."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import importlib
 import logging
 import threading
 import time
@@ -21,13 +22,26 @@ from typing import Any
 
 import msgspec
 
-from mlscale.apps import get_application
 from mlscale.errors import ConfigError, MlscaleError
 from mlscale.registry import LoadedModel, Manifest, ModelRef, Store
 from mlscale.serve._batcher import Batcher, BatchStats
 from mlscale.serve.predictor import Action, Predictor
 
-__all__ = ["BatchSettings", "LiveModel", "ModelSlot", "Watcher", "load_live", "parse_model_arg"]
+__all__ = [
+    "BatchSettings",
+    "LiveModel",
+    "ModelSlot",
+    "PredictorFactory",
+    "Watcher",
+    "load_live",
+    "parse_model_arg",
+    "resolve_factory",
+]
+
+#: What turns a loaded registry version into the predictor that serves it. The serve stage names no
+#: application: its caller (the CLI) injects this, as a callable or a ``"module:attribute"`` path the
+#: worker processes import.
+PredictorFactory = Callable[[LoadedModel], Predictor]
 
 log = logging.getLogger("mlscale.serve")
 
@@ -56,15 +70,24 @@ class LiveModel:
         object.__setattr__(self, "version_header", str(self.manifest.version).encode())
 
 
-def build_predictor(loaded: LoadedModel) -> Predictor:
-    """The predictor the model's application gives for a loaded version."""
-    return get_application(loaded.manifest.app).predictor(loaded)
+def resolve_factory(factory: PredictorFactory | str) -> PredictorFactory:
+    """A predictor factory given as itself or as ``"module:attribute"`` (how a worker process receives it)."""
+    if not isinstance(factory, str):
+        return factory
+    module, sep, attr = factory.partition(":")
+    if not sep:
+        raise ConfigError(
+            f"no predictor factory to build served models with (got {factory!r})",
+            hint="pass predictor_factory='package.module:function' (mlscale serve passes mlscale.apps:build_predictor)",
+        )
+    found: PredictorFactory = getattr(importlib.import_module(module), attr)
+    return found
 
 
-def load_live(store: Store, ref: ModelRef, *, verify: bool = True) -> LiveModel:
-    """Load the version ``ref`` names (memory-mapped), build its predictor and warm it."""
+def load_live(store: Store, ref: ModelRef, *, predictor_factory: PredictorFactory, verify: bool = True) -> LiveModel:
+    """Load the version ``ref`` names (memory-mapped), build its predictor with the factory and warm it."""
     loaded = store.load(ref, mmap=True, verify=verify)
-    predictor = build_predictor(loaded)
+    predictor = predictor_factory(loaded)
     actions = {a.name: a for a in predictor.actions()}
     if len(actions) != len(predictor.actions()):
         raise ConfigError(f"{loaded.ref}: the predictor names an action twice")
@@ -159,6 +182,7 @@ class Watcher(threading.Thread):
         slots: Sequence[ModelSlot],
         loop: asyncio.AbstractEventLoop,
         *,
+        predictor_factory: PredictorFactory,
         interval: float,
         verify: bool = True,
         on_swap: Callable[[ModelSlot, LiveModel | None, BaseException | None], None] | None = None,
@@ -168,6 +192,7 @@ class Watcher(threading.Thread):
         self.store = store
         self.slots = [s for s in slots if s.follows]
         self.loop = loop
+        self.predictor_factory = predictor_factory
         self.interval = interval
         self.verify = verify
         self.on_swap = on_swap
@@ -201,7 +226,7 @@ class Watcher(threading.Thread):
             return False
         exact = ModelRef(slot.ref.app, slot.ref.name, str(version))
         try:
-            live = load_live(self.store, exact, verify=self.verify)
+            live = load_live(self.store, exact, predictor_factory=self.predictor_factory, verify=self.verify)
         except Exception as exc:
             slot.failed_version, slot.failed_at = version, time.monotonic()
             log.error(

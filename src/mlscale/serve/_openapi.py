@@ -34,7 +34,7 @@ _ERRORS = {
     "401": _error("missing or wrong bearer token"),
     "404": _error("no such model or action"),
     "405": _error("method not allowed on this route"),
-    "413": _error("the body is larger than the limit"),
+    "413": _error("the body is larger than the limit, or the request asks for more work than one request may"),
     "422": _error("a field has the wrong type or is out of range (`field` names it)"),
     "503": _error("overloaded or the deadline cannot be met: retry after `Retry-After` seconds"),
 }
@@ -64,6 +64,28 @@ def _simple_get(summary: str, description: str, schema: dict[str, Any], codes: t
     responses: dict[str, Any] = {"200": _json(description, schema)}
     responses.update({c: _ERRORS[c] for c in codes})
     return {"get": {"summary": summary, "responses": responses}}
+
+
+def _query_schema(request_type: type[Any], name: str) -> dict[str, Any]:
+    """The schema of query parameter ``name``: its request field's, when that is a scalar; else a string.
+
+    So ``k`` is documented as the bounded integer the server checks, while list fields given in the
+    query as comma-separated text (``include=1,2``) stay strings.
+    """
+    try:
+        field_type = msgspec.inspect.type_info(request_type)
+    except (TypeError, ValueError):  # pragma: no cover - not a msgspec type
+        return {"type": "string"}
+    for f in getattr(field_type, "fields", ()):
+        if f.name == name and isinstance(f.type, msgspec.inspect.IntType | msgspec.inspect.BoolType):
+            schema: dict[str, Any] = {"type": "integer" if isinstance(f.type, msgspec.inspect.IntType) else "boolean"}
+            if isinstance(f.type, msgspec.inspect.IntType):
+                for key, attr in (("minimum", "ge"), ("maximum", "le")):
+                    bound = getattr(f.type, attr)
+                    if bound is not None:
+                        schema[key] = bound
+            return schema
+    return {"type": "string"}
 
 
 def openapi_document(slots: Mapping[str, ModelSlot], *, secured: bool) -> bytes:
@@ -140,7 +162,13 @@ def openapi_document(slots: Mapping[str, ModelSlot], *, secured: bool) -> bytes:
                 {"name": key, "in": "path", "required": True, "schema": {"type": "string"}},
             ]
             params += [
-                {"name": q, "in": "query", "required": False, "description": d, "schema": {"type": "string"}}
+                {
+                    "name": q,
+                    "in": "query",
+                    "required": False,
+                    "description": d,
+                    "schema": _query_schema(one_action.request_type, q),
+                }
                 for q, d in one_action.query_params.items()
             ]
             paths[f"/v1/models/{{name}}/{action}/{{{key}}}"] = {
@@ -148,7 +176,7 @@ def openapi_document(slots: Mapping[str, ModelSlot], *, secured: bool) -> bytes:
                 "get": {
                     "summary": f"{one_action.summary} (one {key})",
                     "parameters": [timeout_param],
-                    "responses": {"200": ok, **{c: v for c, v in errors.items() if c != "413"}},
+                    "responses": {"200": ok, **errors},
                 },
             }
     doc: dict[str, Any] = {

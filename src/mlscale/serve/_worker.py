@@ -17,34 +17,53 @@ import socket
 import sys
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from threadpoolctl import threadpool_limits
 
 from mlscale.config import load_settings
-from mlscale.errors import MlscaleError
+from mlscale.errors import ConfigError, MlscaleError
 from mlscale.registry import ModelRef, Store, open_store
 from mlscale.serve._app import ServeMetrics, ServingApp
+from mlscale.serve._batcher import OverloadedError
 from mlscale.serve._config import ServeConfig
 from mlscale.serve._http import Limits, Server, install_loop_policy
 from mlscale.serve._metrics import Metrics
-from mlscale.serve._models import BatchSettings, ModelSlot, Watcher, load_live
+from mlscale.serve._models import BatchSettings, ModelSlot, PredictorFactory, Watcher, load_live, resolve_factory
+from mlscale.serve.mount import build_mount
 
-__all__ = ["build_app", "main", "run_worker"]
+__all__ = ["build_app", "drain", "main", "run_worker"]
 
 log = logging.getLogger("mlscale.serve")
 
 
-def build_app(config: ServeConfig, store: Store, metrics: Metrics, token: str | None) -> ServingApp:
-    """Load and warm every configured model; the routes that serve them."""
+def build_app(
+    config: ServeConfig,
+    store: Store,
+    metrics: Metrics,
+    token: str | None,
+    predictor_factory: PredictorFactory | None = None,
+) -> ServingApp:
+    """Load and warm every configured model; the routes that serve them.
+
+    ``predictor_factory`` builds each model's predictor (default: the config's ``"module:attribute"``).
+    """
+    factory = predictor_factory or (resolve_factory(config.predictor_factory) if config.models else None)
     serve_metrics = ServeMetrics(metrics)
     settings = BatchSettings(max_batch=config.max_batch, max_wait=config.batch_wait, max_queue=config.max_queue)
     slots = {}
     for name, ref_text in config.models:
         ref = ModelRef.parse(ref_text)
         exact = ref.with_selector(store.current_version(ref))
-        live = load_live(store, exact, verify=config.verify)
+        assert factory is not None
+        live = load_live(store, exact, predictor_factory=factory, verify=config.verify)
         slots[name] = ModelSlot(name, ref, live, settings, serve_metrics.stats)
-    return ServingApp(slots, metrics=serve_metrics, token=token, timeout=config.timeout)
+    mounts = [build_mount(f, options) for f, options in config.mounts]
+    return ServingApp(slots, metrics=serve_metrics, token=token, timeout=config.timeout, mounts=mounts)
+
+
+def _no_factory(loaded: object) -> Any:  # only models need a predictor factory; a mounts-only server has none
+    raise ConfigError("no predictor factory")
 
 
 def limits_of(config: ServeConfig) -> Limits:
@@ -62,6 +81,7 @@ async def _serve(config: ServeConfig, app: ServingApp, sock: socket.socket, stat
         store,
         list(app.slots.values()),
         loop,
+        predictor_factory=resolve_factory(config.predictor_factory) if config.models else _no_factory,
         interval=config.poll_interval,
         verify=config.verify,
         on_swap=app.on_swap,
@@ -84,19 +104,41 @@ async def _serve(config: ServeConfig, app: ServingApp, sock: socket.socket, stat
     if status_fd is not None:
         os.write(status_fd, b"ready\n")
     await stop.wait()
-    # Drain: stop accepting, answer what is in flight, then close.
-    app.draining = True
-    server.stop_accepting()
     watcher.stop()
+    await drain(server, app, config.grace)
+    return 0
+
+
+async def drain(server: Server, app: ServingApp, grace: float) -> int:
+    """Stop gracefully: stop accepting, answer what is in flight for up to ``grace`` seconds, then refuse
+    every request still unanswered (503, ``Retry-After: 1``) and close. Returns how many were refused.
+
+    No client is left waiting on a connection that is then reset: each request received gets an answer.
+    """
+    app.draining = server.draining = True
+    server.stop_accepting()
     await asyncio.sleep(0.05)  # let the loop read what clients had already sent: it is in flight too
-    deadline = time.monotonic() + config.grace
+    # Keep a little of the grace period to write the refusals.
+    margin = min(0.2, grace / 4)
+    deadline = time.monotonic() + grace - margin
     while server.in_flight() and time.monotonic() < deadline:
+        server.close_idle()
         await asyncio.sleep(0.02)
+    shutdown = OverloadedError("the server is shutting down", retry_after=1, reason="shutdown")
+    refused = 0
+    for slot in app.slots.values():
+        for batcher in slot.batchers.values():
+            refused += batcher.fail_all(shutdown)
+    # Requests whose batch is still computing: refused too, rather than cut off.
+    refused += server.refuse_unanswered()
+    if refused:
+        log.warning("shutting down: refused %d requests not answered within the %.1f s grace period", refused, grace)
+    await asyncio.sleep(min(0.05, margin))  # the refusals go out before the sockets close
     server.close()
     for slot in app.slots.values():
         for batcher in slot.batchers.values():
             batcher.close()
-    return 0
+    return refused
 
 
 def _raise_open_files_limit() -> None:

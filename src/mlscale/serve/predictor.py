@@ -1,10 +1,11 @@
 """The contract between the prediction service and an application.
 
-The service never imports an application by name: for each served model it
-calls ``get_application(manifest.app).predictor(loaded)`` and gets a
-:class:`Predictor`. A predictor names the :class:`Action` objects it answers;
-each becomes ``POST /v1/models/{name}/{action}`` (a JSON body decoded straight
-into ``request_type``) and, when ``from_path`` is given, a ``GET
+The service never imports an application: for each served model it calls
+the *predictor factory* its caller injected (``mlscale serve`` passes the
+model's application's ``Application.predictor``) and gets a :class:`Predictor`.
+A predictor names the :class:`Action` objects it answers; each becomes
+``POST /v1/models/{name}/{action}`` (a JSON body decoded straight into
+``request_type``) and, when ``from_path`` is given, a ``GET
 /v1/models/{name}/{action}/{key}`` form for one key. The service coalesces
 concurrent requests into micro-batches and hands each batch to ``run`` in one
 call, so an application only has to be fast on a list of requests.

@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 
 from mlscale.cli import main
-from mlscale.data._fetch import MIRROR_ENV, mirror_url
-from mlscale.data.catalogue import DATASETS, FileStatus, fetch, get_dataset
+from mlscale.data.catalogue import DATASETS, MIRROR_ENV, FileStatus, fetch, get_dataset, mirror_url
 from mlscale.errors import ConfigError, DataError, DatasetNotFoundError
 
 GROUPLENS = "files.grouplens.org/datasets/movielens"

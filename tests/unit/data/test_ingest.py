@@ -1,5 +1,9 @@
+"""Parquet ingest and the atomic part writer: parts, swap, failure, disk full."""
+
 from __future__ import annotations
 
+import errno
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -7,9 +11,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from mlscale.data.ingest import ingest_matrix, ingest_parquet, parse_size
-from mlscale.data.matrix import InteractionMatrix
-from mlscale.data.readers import InteractionReader, interaction_schema
+from mlscale.data.ingest import ingest_parquet, parse_size
+from mlscale.data.readers import interaction_schema
+from mlscale.data.writers import PartWriter
 from mlscale.errors import DataError, ValidationError
 
 INT64 = pa.int64()
@@ -34,50 +38,6 @@ def batches(users: np.ndarray, items: np.ndarray, size: int, id_type: pa.DataTyp
     return out
 
 
-def dense_by_id(m: InteractionMatrix) -> np.ndarray:
-    return m.csr[np.argsort(m.user_ids)][:, np.argsort(m.item_ids)].toarray()
-
-
-def test_matrix_matches_in_memory_reference_with_spilling(tmp_path: Path) -> None:
-    rng = np.random.default_rng(7)
-    users = rng.integers(0, 3000, 400_000)
-    items = rng.zipf(1.5, 400_000) % 5000
-    # 16 MiB budget: the buffer spills to disk several times.
-    m = ingest_matrix(batches(users, items, 50_000), memory_budget=16 << 20, spill_dir=tmp_path)
-    ref = InteractionMatrix.from_arrays(users, items)
-    assert m.nnz == ref.nnz  # duplicates merged
-    assert np.array_equal(dense_by_id(m), ref.csr.toarray())
-    assert m.csr.has_sorted_indices
-    assert list(tmp_path.iterdir()) == []  # spill files removed
-
-
-def test_string_and_sparse_integer_ids() -> None:
-    users = np.array(["b", "a", "b", "c"])
-    items = np.array(["x", "y", "x", "z"])
-    m = ingest_matrix(batches(users, items, 2, pa.string()))
-    assert m.user_ids.tolist() == ["b", "a", "c"]  # first appearance
-    assert m.csr[0, 0] == 2.0
-    big = np.array([10**15, 3, 10**15])
-    m2 = ingest_matrix(batches(big, np.array([1, 2, 3]), 1))
-    assert m2.user_index(np.array([10**15, 3, 4])).tolist() == [0, 1, -1]
-
-
-def test_real_movielens_into_csr(shared_data: Path) -> None:
-    m = ingest_matrix(InteractionReader(shared_data / "movielens-100k" / "u.data", block_bytes=1 << 18))
-    assert m.shape == (943, 1682)
-    assert m.nnz == 100_000
-    # user 196 rated item 242 with 3 (the first line of u.data)
-    assert m.csr[m.user_index([196])[0], m.item_index([242])[0]] == 3.0
-
-
-def test_save_load_round_trip(tmp_path: Path) -> None:
-    m = InteractionMatrix.from_arrays(np.array([1, 2, 2]), np.array([3, 3, 4]))
-    m.save(tmp_path / "m")
-    back = InteractionMatrix.load(tmp_path / "m", mmap=True)
-    assert (back.csr != m.csr).nnz == 0
-    assert back.fingerprint() == m.fingerprint()
-
-
 def test_parquet_parts_are_atomic(tmp_path: Path) -> None:
     users = np.arange(100)
     files = ingest_parquet(batches(users, users, 10), tmp_path / "out", rows_per_file=30)
@@ -95,12 +55,71 @@ def test_parquet_parts_are_atomic(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
-def test_empty_stream_is_an_error() -> None:
-    with pytest.raises(DataError, match="no interactions"):
-        ingest_matrix([])
-
-
 def test_parse_size() -> None:
     assert parse_size("1G") == 1 << 30
     with pytest.raises(ValidationError, match="--memory-budget"):
         parse_size("lots")
+
+
+def test_part_writer_cuts_batches_at_the_part_size(tmp_path: Path) -> None:
+    users = np.arange(100)
+    with PartWriter(tmp_path / "out", rows_per_file=40) as parts:
+        for batch in batches(users, users, 30):
+            parts.write(batch)
+        assert not (tmp_path / "out").exists()  # nothing visible before the commit
+    assert [pq.ParquetFile(f).metadata.num_rows for f in parts.files] == [40, 40, 20]
+    assert parts.rows == 100
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_part_writer_refuses_an_existing_folder_without_overwrite(tmp_path: Path) -> None:
+    (tmp_path / "out").mkdir()
+    with pytest.raises(ValidationError, match="already exists"):
+        PartWriter(tmp_path / "out", overwrite=False)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValidationError, match="not a folder"):
+        PartWriter(tmp_path / "file")
+    with pytest.raises(ValidationError, match="does not exist"):
+        PartWriter(tmp_path / "no" / "out", parents=False)
+
+
+def _disk_full(*args: object, **kwargs: object) -> None:
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_part_writer_turns_a_full_disk_into_a_data_error_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    users = np.arange(100)
+    ingest_parquet(batches(users, users, 10), tmp_path / "out", rows_per_file=30)
+
+    def stream() -> Iterator[pa.RecordBatch]:
+        yield from batches(users, users, 10)[:2]
+        monkeypatch.setattr(pq.ParquetWriter, "write_batch", _disk_full)
+        yield from batches(users, users, 10)[2:]
+
+    with pytest.raises(DataError, match=r"part-00000\.parquet: cannot write \(No space left on device\)") as info:
+        ingest_parquet(stream(), tmp_path / "out", rows_per_file=30)
+    assert "disk is full" in str(info.value.hint)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temporary folder left
+    assert pq.read_table(tmp_path / "out").num_rows == 100  # the earlier output is untouched
+
+
+def test_part_writer_reports_a_failed_swap_and_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    users = np.arange(10)
+    parts = PartWriter(tmp_path / "out")
+    parts.write(batches(users, users, 10)[0])
+    monkeypatch.setattr(Path, "rename", _disk_full)
+    with pytest.raises(DataError, match="out: cannot write"):
+        parts.commit()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_part_writer_fixed_schema_and_empty_commit(tmp_path: Path) -> None:
+    schema = interaction_schema(pa.int64())
+    with PartWriter(tmp_path / "empty", schema=schema) as parts:
+        pass
+    assert parts.files == []
+    assert list((tmp_path / "empty").iterdir()) == []
+    with pytest.raises(ValueError, match="already committed"):
+        parts.write(batches(np.arange(3), np.arange(3), 3)[0])

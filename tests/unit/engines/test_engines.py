@@ -71,3 +71,14 @@ def test_local_threads_default_to_the_setting(monkeypatch: pytest.MonkeyPatch) -
     assert get_engine("local", threads=2).threads == 2  # an explicit flag wins
     monkeypatch.setenv("MLSCALE_THREADS", "0")
     assert get_engine("local").threads == (os.cpu_count() or 1)
+
+
+def test_spark_without_pyspark_says_the_pip_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    # Fault injected: this machine has pyspark, so hide it.
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "pyspark" else real(name, *a))
+    with pytest.raises(ConfigError) as info:
+        get_engine("spark", master="local[2]")
+    assert info.value.hint == "install it with `pip install 'mlscale[spark]'` (and Java 17+)"

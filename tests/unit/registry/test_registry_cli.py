@@ -168,3 +168,16 @@ def test_registry_defaults_to_environment(
     monkeypatch.setenv("MLSCALE_REGISTRY", str(store.root))
     status, out, _ = _run(capsys, "models", "show", "recommend/ml100k")
     assert (status, json.loads(out)["ref"]) == (0, "recommend/ml100k@1")
+
+
+def test_the_registry_flag_and_setting_keep_a_uri_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    # pathlib would make s3://bucket/team of s3:/bucket/team; the flag and the setting stay strings.
+    import argparse
+
+    from mlscale.apps.args import add_registry_arg, registry_root
+
+    parser = argparse.ArgumentParser()
+    add_registry_arg(parser)
+    assert registry_root(parser.parse_args(["--registry", "s3://bucket/team"])) == "s3://bucket/team"
+    monkeypatch.setenv("MLSCALE_REGISTRY", "s3://bucket/team")
+    assert registry_root(parser.parse_args([])) == "s3://bucket/team"

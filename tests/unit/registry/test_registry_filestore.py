@@ -115,7 +115,9 @@ def test_open_store_defaults_to_settings(monkeypatch: pytest.MonkeyPatch, tmp_pa
     monkeypatch.setenv("MLSCALE_REGISTRY", str(tmp_path / "reg"))
     store = open_store()
     assert isinstance(store, FileStore)
-    assert store.root == load_settings().registry == tmp_path / "reg"
+    assert store.root == Path(load_settings().registry) == tmp_path / "reg"
+    # A URI stays a string: pathlib would fold s3:// into s3:/.
+    assert load_settings({"MLSCALE_REGISTRY": "s3://bucket/team"}).registry == "s3://bucket/team"
     assert open_store(tmp_path / "other").root == tmp_path / "other"  # type: ignore[attr-defined]
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mlscale.apps.recommend import ImplicitRecommender, publish_model
-from mlscale.data import InteractionMatrix
+from mlscale.apps.recommend.matrix import InteractionMatrix
 from mlscale.registry import FileStore, open_store
 
 

@@ -14,8 +14,11 @@ from mlscale.serve import ServeConfig, resolve_models
 
 
 def test_config_round_trips_through_json(tmp_path: Path) -> None:
-    config = ServeConfig(registry=tmp_path, models=(("a", "recommend/a@production"),), workers=3, batch_wait=0.002)
+    config = ServeConfig(registry=str(tmp_path), models=(("a", "recommend/a@production"),), workers=3, batch_wait=0.002)
     assert ServeConfig.from_json(config.to_json()) == config
+    # What a worker is given to reopen the store: an object-store URI must survive the trip whole.
+    remote = ServeConfig(registry="s3://bucket/team", models=(("a", "recommend/a"),))
+    assert ServeConfig.from_json(remote.to_json()).registry == "s3://bucket/team"
 
 
 @pytest.mark.parametrize(
@@ -31,13 +34,13 @@ def test_config_round_trips_through_json(tmp_path: Path) -> None:
 )
 def test_config_names_the_bad_field(tmp_path: Path, field: str, value: object) -> None:
     with pytest.raises(ValidationError) as err:
-        ServeConfig(registry=tmp_path, models=(("a", "recommend/a"),), **{field: value})  # type: ignore[arg-type]
+        ServeConfig(registry=str(tmp_path), models=(("a", "recommend/a"),), **{field: value})  # type: ignore[arg-type]
     assert err.value.field == field
 
 
 def test_two_models_cannot_share_a_name(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="served as 'a'"):
-        ServeConfig(registry=tmp_path, models=(("a", "recommend/a"), ("a", "recommend/b")))
+        ServeConfig(registry=str(tmp_path), models=(("a", "recommend/a"), ("a", "recommend/b")))
 
 
 def test_model_arguments(store: FileStore) -> None:

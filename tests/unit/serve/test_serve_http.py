@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from mlscale.apps import build_predictor
 from mlscale.serve import ServingApp, create_app
 from mlscale.serve._http import Limits, Server
 from mlscale.serve._supervisor import bind_socket
@@ -69,12 +70,12 @@ def _serve(app: ServingApp, test: Callable[[Client, int], Awaitable[Any]], limit
 
 @pytest.fixture(scope="module")
 def app(registry: Path) -> ServingApp:
-    return create_app(registry, ["recommend/toy@production"])
+    return create_app(registry, ["recommend/toy@production"], predictor_factory=build_predictor)
 
 
 @pytest.fixture(scope="module")
 def secured(registry: Path) -> ServingApp:
-    return create_app(registry, ["shop=recommend/toy@1"], token="s3cret")
+    return create_app(registry, ["shop=recommend/toy@1"], predictor_factory=build_predictor, token="s3cret")
 
 
 def test_recommend_get_and_post(app: ServingApp) -> None:

@@ -8,14 +8,28 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from mlscale.apps.base import Artifact
+from mlscale.apps.base import publish_model as publish
 from mlscale.apps.recommend import ann
+from mlscale.apps.recommend.itemitem import ITEM_ITEM_KINDS, item_item_class
 from mlscale.apps.recommend.model import ImplicitRecommender
 from mlscale.errors import ArtifactError
 from mlscale.registry import LoadedModel, Manifest, Store
 
-__all__ = ["APP", "from_artifact", "publish_model"]
+__all__ = ["APP", "CODEC", "RecommendCodec", "from_artifact", "publish_model"]
 
 APP = "recommend"
+# numpy dtype kinds each array may have: f float, i/u integer, U/S text.
+_KINDS = {
+    "user_factors": "f",
+    "item_factors": "f",
+    "user_ids": "iuUS",
+    "item_ids": "iuUS",
+    "seen_data": "f",
+    "seen_indices": "iu",
+    "seen_indptr": "iu",
+    "item_popularity": "fiu",
+}
 _ARRAYS = (
     "user_factors",
     "item_factors",
@@ -28,6 +42,40 @@ _ARRAYS = (
 )
 
 
+class RecommendCodec:
+    """The recommender's :class:`~mlscale.apps.base.Codec`: factors, id maps, seen items, popularity."""
+
+    def to_artifact(self, model: ImplicitRecommender) -> Artifact:
+        seen = model.seen_
+        arrays = {
+            "user_factors": model.user_factors_,
+            "item_factors": model.item_factors_,
+            "user_ids": model.user_ids_,
+            "item_ids": model.item_ids_,
+            "seen_indptr": seen.indptr,
+            "seen_indices": seen.indices,
+            "seen_data": seen.data,
+            "item_popularity": model.item_popularity_,
+        }
+        info = {
+            "fold_in_weight": model.fold_in_weight_,
+            "users": model.n_users,
+            "items": model.n_items,
+            "interactions": int(seen.nnz),
+        }
+        index = getattr(model, "ann_", None)
+        if index is not None:  # the index: its own checksummed file, its facts in the manifest
+            arrays[ann.ARRAY_KEY] = index.to_array()
+            info[ann.META_KEY] = index.meta
+        return Artifact(arrays=arrays, params=model.get_params(), extra=info)
+
+    def from_artifact(self, loaded: LoadedModel) -> ImplicitRecommender:
+        return from_artifact(loaded)
+
+
+CODEC = RecommendCodec()
+
+
 def publish_model(
     store: Store,
     name: str,
@@ -38,37 +86,9 @@ def publish_model(
     data_fingerprint: str,
     extra: Mapping[str, Any] | None = None,
 ) -> Manifest:
-    """Publish a fitted model as a new version of ``recommend/NAME``."""
-    seen = model.seen_
-    arrays = {
-        "user_factors": model.user_factors_,
-        "item_factors": model.item_factors_,
-        "user_ids": model.user_ids_,
-        "item_ids": model.item_ids_,
-        "seen_indptr": seen.indptr,
-        "seen_indices": seen.indices,
-        "seen_data": seen.data,
-        "item_popularity": model.item_popularity_,
-    }
-    info = {
-        "fold_in_weight": model.fold_in_weight_,
-        "users": model.n_users,
-        "items": model.n_items,
-        "interactions": int(seen.nnz),
-        **(extra or {}),
-    }
-    if model.ann_ is not None:  # the index: its own checksummed file, its facts in the manifest
-        arrays[ann.ARRAY_KEY] = model.ann_.to_array()
-        info[ann.META_KEY] = model.ann_.meta
-    return store.publish(
-        APP,
-        name,
-        arrays=arrays,
-        params=model.get_params(),
-        metrics=metrics,
-        engine=engine,
-        data_fingerprint=data_fingerprint,
-        extra=info,
+    """Publish a fitted model as a new version of ``recommend/NAME`` (:func:`mlscale.apps.base.publish_model`)."""
+    return publish(
+        store, APP, CODEC, name, model, metrics=metrics, engine=engine, data_fingerprint=data_fingerprint, extra=extra
     )
 
 
@@ -82,7 +102,23 @@ def from_artifact(loaded: LoadedModel) -> ImplicitRecommender:
         raise ArtifactError(f"{manifest.ref}: the artifact lacks arrays {missing}")
     a = loaded.arrays
     try:
-        model = ImplicitRecommender(**manifest.params)
+        # A re-signed artifact can hold any dtype: check them here, not as a traceback in a request.
+        for key, kinds in _KINDS.items():
+            if a[key].dtype.kind not in kinds:
+                raise ValueError(f"{key} has dtype {a[key].dtype}, expected one of kinds {kinds!r}")
+        if a["user_factors"].ndim != 2 or a["item_factors"].ndim != 2:
+            raise ValueError("the factor arrays must be 2-D")
+        kind = manifest.params.get("model")
+        model: ImplicitRecommender
+        if kind in ITEM_ITEM_KINDS:
+            # An item-item model keeps no user factors (width 0) and its n_items x n_items weights as item factors.
+            if a["item_factors"].shape[0] != a["item_factors"].shape[1]:
+                raise ValueError("an item-item model's weights must be square")
+            model = item_item_class(kind)(**manifest.params)
+        else:
+            if a["user_factors"].shape[1] != a["item_factors"].shape[1]:
+                raise ValueError("user and item factors differ in width")
+            model = ImplicitRecommender(**manifest.params)
         seen = sp.csr_matrix(
             (a["seen_data"], a["seen_indices"], a["seen_indptr"]),
             shape=(a["user_ids"].size, a["item_ids"].size),
@@ -102,6 +138,8 @@ def from_artifact(loaded: LoadedModel) -> ImplicitRecommender:
     )
     meta = manifest.extra.get(ann.META_KEY)
     if meta is not None:
+        if kind in ITEM_ITEM_KINDS:  # no item factors to index: a manifest that says otherwise was tampered with
+            raise ArtifactError(f"{manifest.ref}: an item-item model cannot carry an approximate index")
         if ann.ARRAY_KEY not in a:
             raise ArtifactError(f"{manifest.ref}: the manifest describes an index but {ann.ARRAY_KEY}.npy is missing")
         model.ann_ = ann.AnnIndex.from_array(

@@ -1,7 +1,9 @@
 """Approximate top-k over the item factors (faiss), so a large catalogue stays fast to serve.
 
-(About 620 lines, one concept: the index, its tuning, storage and flags. The flag helpers at the end go once
-application contract v2 generates flags from :class:`AnnParams`.)
+(About 680 lines, one concept: the index, its tuning, storage and flags. The ``--ann-*`` flags are this
+module's own (:func:`add_flags`, added by the app's ``add_arguments`` to ``train`` and ``update``): the
+contract's generated flags describe the model family's params, and these are not a family's but every factor
+model's build settings; :func:`params_from_options` reads them from a ``Job``.)
 
 An exact recommendation scores every item: its cost grows linearly with the
 catalogue (about 40 ms per user at 1M items x 64 factors on one core). An
@@ -73,7 +75,7 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import MISSING, asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -649,11 +651,14 @@ _FLAG_HELP = {
 }
 
 
-def add_flags(parser: argparse.ArgumentParser) -> None:
-    """One ``--ann-<field>`` flag per :class:`AnnParams` field (defaults from the dataclass)."""
-    group = parser.add_argument_group("approximate index")
+def add_flags(parser: argparse.ArgumentParser, *, inherit: bool = False) -> None:
+    """One ``--ann-<field>`` flag per :class:`AnnParams` field (defaults from the dataclass).
+
+    ``inherit`` (``update``): every flag defaults to None, "as the stored index was built".
+    """
+    group = parser.add_argument_group("approximate index" + (" (default: as the model's index was built)" * inherit))
     for f in fields(AnnParams):
-        default = f.default if f.default is not MISSING else None
+        default = None if inherit or f.default is MISSING else f.default
         flag = "--ann-" + f.name.replace("_", "-")
         if f.name == "kind":
             group.add_argument(flag, dest="ann_kind", choices=_KINDS, default=default, help=_FLAG_HELP[f.name])
@@ -665,6 +670,45 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
 def params_from_flags(args: argparse.Namespace) -> AnnParams:
     """The :class:`AnnParams` that :func:`add_flags`' flags describe."""
     return AnnParams(**{f.name: getattr(args, f"ann_{f.name}") for f in fields(AnnParams)})
+
+
+def params_from_options(options: Mapping[str, Any], base: AnnParams | None = None) -> AnnParams:
+    """``base`` (default: :class:`AnnParams`'s defaults) with the ``ann_*`` options that are set (a Job's options)."""
+    values = asdict(base or AnnParams())
+    for f in fields(AnnParams):
+        value = options.get(f"ann_{f.name}")
+        if value is not None:
+            values[f.name] = value
+    return AnnParams(**values)
+
+
+def check_family(family: str, options: Mapping[str, Any]) -> None:
+    """Refuse, before training, an index asked of a family without item factors (EASE, kNN)."""
+    kind = options.get("ann_kind")
+    if family in ("ease", "knn") and kind not in (None, "auto", "none"):
+        raise ValidationError(
+            f"an {family} model has no item factors to index; --ann-kind {kind} needs --model als or bpr",
+            field="--ann-kind",
+        )
+
+
+def index_model(
+    model: ImplicitRecommender, options: Mapping[str, Any], *, base: AnnParams | None = None, quiet: bool = False
+) -> AnnIndex | None:
+    """Build the index a trainer or updater attaches: factor models (ALS, BPR) only.
+
+    An item-item model (EASE, kNN) scores with an items x items weight matrix, not factors: it never gets one
+    (asked for explicitly, by ``auto`` choosing it, a line on stderr says so).
+    """
+    from mlscale.apps.recommend.itemitem import ItemItemRecommender
+
+    params = params_from_options(options, base)
+    if isinstance(model, ItemItemRecommender):
+        model.ann_ = None
+        if params.kind not in ("auto", "none") and not quiet:
+            print(f"no approximate index: an {model.model} model has no item factors", file=sys.stderr)
+        return None
+    return attach_index(model, params, quiet=quiet)
 
 
 def attach_index(model: ImplicitRecommender, params: AnnParams, *, quiet: bool = False) -> AnnIndex | None:

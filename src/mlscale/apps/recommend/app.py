@@ -1,4 +1,11 @@
-"""The recommender as an mlscale application: train, evaluate, update, precompute, recommend."""
+"""The recommender as an mlscale application: what it declares, its local trainer and evaluator, ``mlscale recommend``.
+
+The generic verbs (``train``, ``evaluate``, ``update``, ``precompute``) are
+the command line's; this module only says what the recommender brings to
+each: params classes, a trainer and an evaluator per engine (Spark's in
+:mod:`~mlscale.apps.recommend.spark`), the codec, the predictor and
+the load-test scenario.
+"""
 
 from __future__ import annotations
 
@@ -6,132 +13,259 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
 
-from mlscale._cli import _common
-from mlscale._cli.ingest import add_reader_args, reader_options
-from mlscale.apps.base import Application
+from mlscale.apps.args import add_registry_arg, registry_root
+from mlscale.apps.base import Application, Codec, Job, TrainResult, params_to_dict
 from mlscale.apps.recommend import ann
-from mlscale.apps.recommend._artifact import APP, from_artifact, publish_model
-from mlscale.apps.recommend.evaluate import SplitMethod, evaluate_recommender
-from mlscale.apps.recommend.model import DEFAULT_REGULARIZATION, ImplicitRecommender, Recommendations
-from mlscale.apps.recommend.precompute import precompute
-from mlscale.apps.recommend.update import update_model
-from mlscale.data.ingest import DEFAULT_MEMORY_BUDGET, ingest_matrix, parse_size
-from mlscale.data.matrix import InteractionMatrix
+from mlscale.apps.recommend._artifact import APP, CODEC, from_artifact
+from mlscale.apps.recommend.defaults import auto_model
+from mlscale.apps.recommend.evaluate import EvaluationReport, SplitMethod, evaluate_fit
+from mlscale.apps.recommend.ingest import ingest_matrix
+from mlscale.apps.recommend.itemitem import DEFAULT_ITEM_ITEM_BUDGET, EaseRecommender, KnnRecommender
+from mlscale.apps.recommend.matrix import InteractionMatrix
+from mlscale.apps.recommend.model import ImplicitRecommender, Recommendations
+from mlscale.apps.recommend.params import FAMILIES
+from mlscale.apps.recommend.protocols import FitFn, ProtocolReport, evaluate_protocol
+from mlscale.apps.recommend.reader_args import add_reader_args, stream_options
+from mlscale.apps.recommend.tune import DEFAULT_FAMILIES, TuneResult, tune
+from mlscale.apps.recommend.tune import FAMILIES as TUNE_FAMILIES
+from mlscale.data.ingest import DEFAULT_MEMORY_BUDGET, parse_size
 from mlscale.data.sources import InteractionStream, open_interactions
-from mlscale.engines import ENGINES, get_engine
-from mlscale.engines.spark import SparkEngine
+from mlscale.engines import Engine
 from mlscale.errors import ValidationError
-from mlscale.loadtest.scenario import Scenario
-from mlscale.registry import LoadedModel, ModelRef, Store, open_store
+from mlscale.registry import LoadedModel, open_store
 
 if TYPE_CHECKING:
+    from mlscale.loadtest.scenario import Scenario
     from mlscale.serve.predictor import Predictor
 
-__all__ = ["RecommendApp"]
+__all__ = [
+    "LOCAL_EVALUATOR",
+    "LOCAL_TRAINER",
+    "LOCAL_TUNER",
+    "RecommendApp",
+    "fitter",
+    "print_report",
+    "recommender",
+    "search",
+]
 
-_DEFAULTS = ImplicitRecommender()
-
-
-def _add_model_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("model")
-    g.add_argument("--model", dest="model_kind", choices=("als", "bpr"), default="als", help="default: als")
-    g.add_argument("--factors", type=int, default=_DEFAULTS.factors, help="latent factors (default: %(default)s)")
-    g.add_argument(
-        "--regularization",
-        type=float,
-        default=None,
-        help="L2 regularisation (default: ALS 1.0, BPR 0.01; 0.05 on Spark, which scales "
-        "it by "
-        "each row's interaction count)",
-    )
-    g.add_argument(
-        "--alpha",
-        type=float,
-        default=_DEFAULTS.alpha,
-        help="ALS confidence: C = 1 + alpha * weight (default: %(default)s)",
-    )
-    g.add_argument(
-        "--iterations",
-        type=int,
-        default=None,
-        help=f"training iterations (default: {_DEFAULTS.iterations} for ALS, 100 for BPR)",
-    )
-    g.add_argument("--learning-rate", type=float, default=_DEFAULTS.learning_rate, help="BPR learning rate")
-    g.add_argument(
-        "--weighting",
-        choices=("bm25", "tfidf", "none"),
-        default=_DEFAULTS.weighting,
-        help="weighting of the interaction matrix (default: %(default)s)",
-    )
-    g.add_argument("--bm25-k1", type=float, default=_DEFAULTS.bm25_k1, help=argparse.SUPPRESS)
-    g.add_argument("--bm25-b", type=float, default=_DEFAULTS.bm25_b, help=argparse.SUPPRESS)
-    g.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+_HERE = "mlscale.apps.recommend"
 
 
-def _add_engine_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("engine")
-    g.add_argument("--engine", choices=ENGINES, default="local", help="where training runs (default: local)")
-    g.add_argument(
-        "--threads", type=int, default=0, help="local engine threads (default: $MLSCALE_THREADS, else all cores)"
-    )
-    g.add_argument("--spark-master", default=None, help="Spark master URL (default: local[*])")
-    g.add_argument("--spark-conf", action="append", default=[], metavar="KEY=VALUE", help="Spark setting (repeatable)")
+def recommender(params: Any, threads: int) -> ImplicitRecommender:
+    """An unfitted recommender of a named family (not ``auto``: it is chosen from the data, see :func:`fitter`)."""
+    values = params_to_dict(params)
+    if params.family == "ease":
+        return EaseRecommender(threads=threads, **values)
+    if params.family == "knn":
+        return KnnRecommender(threads=threads, **values)
+    if params.family not in ("als", "bpr"):
+        raise ValidationError(f"{params.family!r} is chosen from the data; it has no model of its own", field="model")
+    return ImplicitRecommender(model=params.family, threads=threads, **values)
 
 
-def _regularization(args: argparse.Namespace) -> float:
-    if args.regularization is not None:
-        return float(args.regularization)
-    if getattr(args, "engine", "local") == "spark":
-        from mlscale.apps.recommend.train_spark import SPARK_DEFAULT_REGULARIZATION
+def fitter(params: Any, threads: int) -> FitFn:
+    """``fit(training table, its matrix) -> fitted model`` for these params; ``auto`` runs :func:`auto_model`."""
+    if params.family == "auto":
 
-        return SPARK_DEFAULT_REGULARIZATION
-    return DEFAULT_REGULARIZATION[args.model_kind]
+        def fit_auto(table: pa.Table, matrix: InteractionMatrix) -> ImplicitRecommender:
+            return auto_model(table, matrix, threads=threads, memory_budget=params.memory_budget, seed=params.seed)[0]
+
+        return fit_auto
+    return lambda _table, matrix: recommender(params, threads).fit(matrix)
 
 
-def _params(args: argparse.Namespace, threads: int) -> ImplicitRecommender:
-    iterations = args.iterations if args.iterations is not None else (100 if args.model_kind == "bpr" else None)
-    model = ImplicitRecommender(
-        model=args.model_kind,
-        factors=args.factors,
-        regularization=_regularization(args),
-        alpha=args.alpha,
-        learning_rate=args.learning_rate,
-        weighting=args.weighting,
-        bm25_k1=args.bm25_k1,
-        bm25_b=args.bm25_b,
+def _families(job: Job, family: str | None = None) -> tuple[str, ...]:
+    text = job.option("families")
+    if text:
+        return tuple(t for t in (s.strip() for s in str(text).split(",")) if t)
+    # `train --tune --model als` (model_family: the --model flag's dest): search ALS only; else the default families.
+    return (family,) if family and family != "auto" and job.option("model_family") else DEFAULT_FAMILIES
+
+
+def search(
+    table: pa.Table, job: Job, threads: int, *, seed: int, family: str | None = None, budget: int | None = None
+) -> TuneResult:
+    """The search ``mlscale tune`` and ``train --tune`` run, with the job's budget (trials, time, storage).
+
+    ``budget``: bytes an item-item model may take (EASE / kNN trials are left out over it).
+    """
+    return tune(
+        table,
+        families=_families(job, family),
+        trials=job.options.get("trials"),
+        timeout=job.options.get("time"),
+        seed=seed,
+        storage=job.option("storage"),
         threads=threads,
-        seed=args.seed,
+        progress=not job.option("quiet") and sys.stderr.isatty(),
+        memory_budget=DEFAULT_ITEM_ITEM_BUDGET if budget is None else int(budget),
     )
-    if iterations is not None:
-        model.iterations = iterations
-    return model
 
 
-def _engine_options(args: argparse.Namespace) -> dict[str, Any]:
-    opts: dict[str, Any] = {"threads": args.threads}
-    if args.engine == "spark":
-        conf = {}
-        for item in args.spark_conf:
-            key, sep, value = item.partition("=")
-            if not sep or not key:
-                raise ValidationError(f"expected KEY=VALUE, got {item!r}", field="--spark-conf")
-            conf[key] = value
-        opts = {"master": args.spark_master, "conf": conf}
-    return opts
+def default_split(table: pa.Table) -> SplitMethod:
+    """``time`` when the data has timestamps, else ``random``."""
+    has_time = table.column("timestamp").null_count < table.num_rows
+    return "time" if has_time else "random"
 
 
-def _model_ref(text: str) -> ModelRef:
-    """Accept ``NAME``, ``NAME@alias`` or ``recommend/NAME[@sel]``."""
-    ref = ModelRef.parse(text if "/" in text else f"{APP}/{text}")
-    if ref.app != APP:
-        raise ValidationError(f"{text!r} is not a recommender model (expected {APP}/NAME)", field="--model")
-    return ref
+def print_report(job: Job, engine: Engine, report: EvaluationReport) -> int:
+    """What ``mlscale evaluate recommend`` prints and writes, whichever engine measured it."""
+    print(f"data: {job.data} (engine {engine.name})")
+    print(report.table())
+    out: Path | None = job.option("json")
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({"data": job.data, **report.as_dict()}, indent=2) + "\n")
+        print(f"report: {out}")
+    return 0
+
+
+def _stream(job: Job) -> InteractionStream:
+    return open_interactions(job.data, job.data_dir, **stream_options(job.options))
+
+
+class LocalTrainer:
+    """Ingest to a CSR matrix with bounded memory, fit with ``implicit`` in this process."""
+
+    param_defaults: Mapping[str, Any] = {}
+
+    def fit(self, engine: Engine, job: Job, params: Any) -> TrainResult:
+        ann.check_family(params.family, job.options)  # before the training it would waste
+        budget = parse_size(job.option("memory_budget", f"{DEFAULT_MEMORY_BUDGET >> 20}M"))
+        stream = _stream(job)
+        tuning, auto = bool(job.option("tune")), params.family == "auto"
+        start = time.perf_counter()
+        # Evaluating, the default's choice and a search need the rows in memory anyway: read the file once
+        # and build the matrix from them (reading it twice would also count its bad rows twice).
+        table = stream.read_all() if job.option("evaluate") or tuning or auto else None
+        matrix = ingest_matrix(stream if table is None else table.to_batches(), memory_budget=budget)
+        ingest_s = time.perf_counter() - start
+        print(
+            f"data: {matrix.shape[0]:,} users x {matrix.shape[1]:,} items, {matrix.nnz:,} interactions "
+            f"({ingest_s:.1f}s)" + (f"; {stream.bad_rows:,} bad rows skipped" if stream.bad_rows else "")
+        )
+        extra: dict[str, Any] = {"data": job.data, "bad_rows": stream.bad_rows}
+        fit = fitter(params, engine.threads)
+        start = time.perf_counter()
+        if tuning:
+            assert table is not None
+            result = search(
+                table,
+                job,
+                engine.threads,
+                seed=params.seed,
+                family=params.family,
+                budget=getattr(params, "memory_budget", None),
+            )
+            print(result.table())
+            extra["tuning"] = result.as_dict()
+
+            def fit_tuned(_table: pa.Table, m: InteractionMatrix) -> ImplicitRecommender:
+                return result.model(threads=engine.threads).fit(m)
+
+            fit = fit_tuned
+            model = fit_tuned(table, matrix)
+        elif auto:
+            assert table is not None
+            model, info = auto_model(
+                table, matrix, threads=engine.threads, memory_budget=params.memory_budget, seed=params.seed
+            )
+            print(f"default model: {info['rule']}")
+            extra["default_choice"] = info
+        else:
+            model = recommender(params, engine.threads)
+            model.fit(matrix, progress=not job.option("quiet") and sys.stderr.isatty())
+        took = time.perf_counter() - start
+        metrics = {"train_seconds": round(took, 3), "ingest_seconds": round(ingest_s, 3)}
+        if table is not None and job.option("evaluate"):
+            # The same choice again on the split's training part only: the test rows never steer it.
+            report = evaluate_fit(table, fit, split=default_split(table))
+            print(report.table())
+            metrics.update(report.metrics())
+        ann.index_model(model, job.options, quiet=bool(job.option("quiet")))  # factor models only
+        return TrainResult(
+            model,
+            metrics,
+            matrix.fingerprint(),
+            extra=extra,
+            summary=f"trained {model.model} in {took:.1f}s",
+        )
+
+
+class LocalEvaluator:
+    """Split in memory, fit, and score the model and popularity with the same metrics."""
+
+    param_defaults: Mapping[str, Any] = {}
+
+    def evaluate(self, engine: Engine, job: Job, params: Any) -> int:
+        fit = fitter(params, engine.threads)
+        if job.option("protocol"):
+            if job.option("split"):
+                raise ValidationError("give --protocol or --split, not both", field="--protocol")
+            proto = evaluate_protocol(
+                job.data,
+                job.option("protocol"),
+                fit,
+                data_dir=job.data_dir,
+                k=job.option("k", 10),
+                seed=params.seed,
+                on_fold=lambda fold, r: print(
+                    f"{fold}: NDCG@{r.k} {r.model['ndcg']:.4f} (popularity {r.popularity['ndcg']:.4f})", flush=True
+                ),
+            )
+            return print_protocol_report(job, engine, params.family, proto)
+        table = _stream(job).read_all()
+        report = evaluate_fit(
+            table,
+            fit,
+            split=job.option("split") or default_split(table),
+            k=job.option("k", 10),
+            n_test=job.option("n_test", 10),
+            test_fraction=job.option("test_fraction", 0.2),
+            seed=params.seed,
+        )
+        return print_report(job, engine, report)
+
+
+class LocalTuner:
+    """``mlscale tune recommend``: the search in this process; prints the trials and the choice."""
+
+    def tune(self, engine: Engine, job: Job) -> int:
+        table = _stream(job).read_all()
+        result = search(table, job, engine.threads, seed=int(job.option("seed", 0)))
+        print(f"data: {job.data} (engine {engine.name}); validation: {result.validation}")
+        print(result.table())
+        out: Path | None = job.option("json")
+        if out is not None:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps({"data": job.data, **result.as_dict()}, indent=2) + "\n")
+            print(f"report: {out}")
+        return 0
+
+
+def print_protocol_report(job: Job, engine: Engine, family: str, report: ProtocolReport) -> int:
+    """What ``mlscale evaluate recommend --protocol`` prints and writes."""
+    print(f"data: {job.data} (engine {engine.name}, model {family})")
+    print(report.table())
+    out: Path | None = job.option("json")
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({"model": family, **report.as_dict()}, indent=2) + "\n")
+        print(f"report: {out}")
+    return 0
+
+
+LOCAL_TRAINER = LocalTrainer()
+LOCAL_EVALUATOR = LocalEvaluator()
+LOCAL_TUNER = LocalTuner()
 
 
 def _ids(text: str) -> list[str]:
@@ -139,18 +273,39 @@ def _ids(text: str) -> list[str]:
 
 
 class RecommendApp(Application):
-    """Implicit-feedback recommendations (ALS / BPR)."""
+    """Implicit-feedback recommendations (auto: EASE or ALS; ALS, BPR, EASE, item-kNN)."""
 
     name: ClassVar[str] = APP
-    summary: ClassVar[str] = "implicit-feedback recommendations (ALS, BPR)"
-    verbs: ClassVar[frozenset[str]] = frozenset({"train", "evaluate", "update", "precompute"})
+    summary: ClassVar[str] = "implicit-feedback recommendations (auto, ALS, BPR, EASE, item-kNN)"
+    params: ClassVar[Mapping[str, type[Any]]] = FAMILIES
+    trainers: ClassVar[Mapping[str, str]] = {
+        "local": f"{_HERE}.app:LOCAL_TRAINER",
+        "spark": f"{_HERE}.spark:TRAINER",
+    }
+    evaluators: ClassVar[Mapping[str, str]] = {
+        "local": f"{_HERE}.app:LOCAL_EVALUATOR",
+        "spark": f"{_HERE}.spark:EVALUATOR",
+    }
+    precomputers: ClassVar[Mapping[str, str]] = {
+        "local": f"{_HERE}.precompute:PRECOMPUTER",
+        "spark": f"{_HERE}.spark:PRECOMPUTER",
+    }
+    tuners: ClassVar[Mapping[str, str]] = {"local": f"{_HERE}.app:LOCAL_TUNER"}
+    updater: ClassVar[str | None] = f"{_HERE}.update:UPDATER"
+    requires: ClassVar[tuple[str, ...]] = ("implicit", "scipy", "threadpoolctl")
+    data_help: ClassVar[str] = "catalogue name, file or folder of interactions"
 
-    # -- arguments -------------------------------------------------------------------
+    @property
+    def codec(self) -> Codec:
+        return CODEC
+
+    def family_of(self, params: Mapping[str, Any]) -> str:
+        return str(params.get("model", "als"))
+
+    # -- the app's own flags of the generic verbs ---------------------------------------------------
 
     def add_arguments(self, verb: str, parser: argparse.ArgumentParser) -> None:
         if verb == "train":
-            parser.add_argument("--data", required=True, help="catalogue name, file or folder of interactions")
-            parser.add_argument("--name", required=True, help="model name in the registry")
             parser.add_argument(
                 "--memory-budget",
                 default=f"{DEFAULT_MEMORY_BUDGET >> 20}M",
@@ -163,10 +318,7 @@ class RecommendApp(Application):
             )
             parser.add_argument("--quiet", action="store_true", help="no progress bar")
             ann.add_flags(parser)
-            _add_model_args(parser)
-            _add_engine_args(parser)
             add_reader_args(parser)
-            _common.add_registry_arg(parser)
         elif verb == "evaluate":
             parser.add_argument("--data", required=True, help="catalogue name, file or folder of interactions")
             parser.add_argument(
@@ -176,32 +328,34 @@ class RecommendApp(Application):
                 help="time: each user's last --n-test held out (default when the data has "
                 "timestamps); random: --test-fraction held out",
             )
+            parser.add_argument(
+                "--protocol",
+                default=None,
+                help="a standard protocol instead of --split, mean and spread over its folds: u1..u5, ua, ub, "
+                "u1-u5, ua-ub (MovieLens-100k's official folds), last-N, random-F[-xR]",
+            )
             parser.add_argument("--n-test", type=int, default=10, help="held-out interactions per user (time)")
             parser.add_argument("--test-fraction", type=float, default=0.2, help="held-out share (random)")
             parser.add_argument("--k", type=int, default=10, help="metrics at k (default: 10)")
             parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="write the report as JSON")
-            _add_model_args(parser)
-            _add_engine_args(parser)
+            add_reader_args(parser)
+        elif verb == "tune":
+            parser.add_argument(
+                "--families",
+                default=None,
+                help=f"comma-separated families to search among {', '.join(TUNE_FAMILIES)} "
+                f"(default: {','.join(DEFAULT_FAMILIES)})",
+            )
+            parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="write the trials as JSON")
+            parser.add_argument("--quiet", action="store_true", help="no progress bar")
             add_reader_args(parser)
         elif verb == "update":
-            parser.add_argument("model_name", metavar="NAME", help="model to update: NAME or recommend/NAME@alias")
-            parser.add_argument("--data", required=True, help="file or folder of new interactions")
-            parser.add_argument(
-                "--promote",
-                metavar="ALIAS",
-                default=None,
-                help="point ALIAS (e.g. production) at the new version",
-            )
+            ann.add_flags(parser, inherit=True)
             add_reader_args(parser)
-            _common.add_registry_arg(parser)
         elif verb == "precompute":
-            parser.add_argument("--model", required=True, help="NAME or recommend/NAME[@alias|version]")
-            parser.add_argument("--out", type=Path, required=True, help="Parquet file to write")
             parser.add_argument("--k", type=int, default=100, help="items per user (default: 100)")
             parser.add_argument("--chunk-users", type=int, default=10_000, help="users scored per chunk")
             parser.add_argument("--include-seen", action="store_true", help="do not drop seen items")
-            _add_engine_args(parser)
-            _common.add_registry_arg(parser)
 
     def add_commands(self, sub: Any) -> None:
         p = sub.add_parser(
@@ -220,8 +374,10 @@ class RecommendApp(Application):
         p.add_argument("--exclude", metavar="ITEMS", help="never recommend these items")
         p.add_argument("--include-seen", action="store_true", help="allow items the user already has")
         p.add_argument("--json", action="store_true", help="JSON output")
-        _common.add_registry_arg(p)
+        add_registry_arg(p)
         p.set_defaults(handler=self._recommend_cmd)
+
+    # -- serving and load tests ----------------------------------------------------------------------
 
     def predictor(self, model: LoadedModel) -> Predictor:
         """Serve a recommender version (``mlscale serve``): micro-batched, arrays memory-mapped."""
@@ -231,204 +387,6 @@ class RecommendApp(Application):
         recommender.threads = 1  # a server worker is one thread; the workers are the parallelism
         return RecommendPredictor(recommender, model_ref=model.ref.model, version=model.manifest.version)
 
-    # -- verbs ------------------------------------------------------------------------
-
-    def run(self, verb: str, args: argparse.Namespace) -> int:
-        handler = {
-            "train": self._train,
-            "evaluate": self._evaluate,
-            "update": self._update,
-            "precompute": self._precompute,
-        }[verb]
-        return handler(args)
-
-    def _store(self, args: argparse.Namespace) -> Store:
-        return open_store(_common.registry_root(args))
-
-    def _train(self, args: argparse.Namespace) -> int:
-        ModelRef.parse(f"{APP}/{args.name}")  # a bad name fails now, not after training
-        budget = parse_size(args.memory_budget)
-        store = self._store(args)
-        with get_engine(args.engine, **_engine_options(args)) as engine:
-            if isinstance(engine, SparkEngine):
-                model, metrics, fingerprint, bad_rows = self._train_spark(engine, args)
-            else:
-                model, metrics, fingerprint, bad_rows = self._train_local(engine.threads, args, budget)
-            ann.attach_index(model, ann.params_from_flags(args))
-            manifest = publish_model(
-                store,
-                args.name,
-                model,
-                metrics=metrics,
-                engine=engine.name,
-                data_fingerprint=fingerprint,
-                extra={"data": str(args.data), "bad_rows": bad_rows, "engine_info": engine.describe()},
-            )
-        print(
-            f"trained {model.model} in {metrics['train_seconds']:.1f}s; published {manifest.ref} to {store_root(store)}"
-        )
-        return 0
-
-    def _stream(self, args: argparse.Namespace) -> InteractionStream:
-        return open_interactions(
-            args.data,
-            _common.data_dir(args),
-            id_type=args.id_type,
-            on_error=args.on_error,
-            **reader_options(args),
-        )
-
-    def _train_local(
-        self, threads: int, args: argparse.Namespace, budget: int
-    ) -> tuple[ImplicitRecommender, dict[str, float], str, int]:
-        stream = self._stream(args)
-        start = time.perf_counter()
-        # Evaluating needs the rows in memory anyway: read the file once and build the matrix from them
-        # (reading it twice would also count its bad rows twice).
-        table = stream.read_all() if args.evaluate else None
-        matrix = ingest_matrix(stream if table is None else table.to_batches(), memory_budget=budget)
-        ingest_s = time.perf_counter() - start
-        print(
-            f"data: {matrix.shape[0]:,} users x {matrix.shape[1]:,} items, {matrix.nnz:,} interactions "
-            f"({ingest_s:.1f}s)" + (f"; {stream.bad_rows:,} bad rows skipped" if stream.bad_rows else "")
-        )
-        model = _params(args, threads)
-        start = time.perf_counter()
-        model.fit(matrix, progress=not args.quiet and sys.stderr.isatty())
-        metrics = {
-            "train_seconds": round(time.perf_counter() - start, 3),
-            "ingest_seconds": round(ingest_s, 3),
-        }
-        if table is not None:
-            report = evaluate_recommender(table, _params(args, threads), split=_default_split(table))
-            print(report.table())
-            metrics.update(report.metrics())
-        return model, metrics, matrix.fingerprint(), stream.bad_rows
-
-    def _train_spark(
-        self, engine: SparkEngine, args: argparse.Namespace
-    ) -> tuple[ImplicitRecommender, dict[str, float], str, int]:
-        from mlscale.apps.recommend import train_spark
-
-        staged = train_spark.stage_data(engine, args.data, _common.data_dir(args), **_stage_options(args))
-        try:
-            start = time.perf_counter()
-            model = train_spark.fit_spark(engine, staged.data, _params(args, engine.threads))
-            metrics: dict[str, float] = {"train_seconds": round(time.perf_counter() - start, 3)}
-            print(
-                f"data: {model.n_users:,} users x {model.n_items:,} items, {model.seen_.nnz:,} interactions "
-                f"(Spark {engine.master})"
-            )
-            if args.evaluate:
-                report = train_spark.evaluate_spark(
-                    engine, staged.data, _params(args, engine.threads), split=staged.default_split()
-                )
-                print(report.table())
-                metrics.update(report.metrics())
-        finally:
-            staged.close()
-        matrix = InteractionMatrix(csr=model.seen_, user_ids=model.user_ids_, item_ids=model.item_ids_)
-        return model, metrics, matrix.fingerprint(), 0
-
-    def _evaluate(self, args: argparse.Namespace) -> int:
-        with get_engine(args.engine, **_engine_options(args)) as engine:
-            if isinstance(engine, SparkEngine):
-                from mlscale.apps.recommend import train_spark
-
-                staged = train_spark.stage_data(engine, args.data, _common.data_dir(args), **_stage_options(args))
-                try:
-                    report = train_spark.evaluate_spark(
-                        engine,
-                        staged.data,
-                        _params(args, engine.threads),
-                        split=args.split or staged.default_split(),
-                        k=args.k,
-                        n_test=args.n_test,
-                        test_fraction=args.test_fraction,
-                        seed=args.seed,
-                    )
-                finally:
-                    staged.close()
-            else:
-                table = self._stream(args).read_all()
-                report = evaluate_recommender(
-                    table,
-                    _params(args, engine.threads),
-                    split=args.split or _default_split(table),
-                    k=args.k,
-                    n_test=args.n_test,
-                    test_fraction=args.test_fraction,
-                    seed=args.seed,
-                )
-        print(f"data: {args.data} (engine {args.engine})")
-        print(report.table())
-        if args.json:
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps({"data": str(args.data), **report.as_dict()}, indent=2) + "\n")
-            print(f"report: {args.json}")
-        return 0
-
-    def _update(self, args: argparse.Namespace) -> int:
-        store = self._store(args)
-        ref = _model_ref(args.model_name)
-        loaded = store.load(ref)
-        model = from_artifact(loaded)
-        stream = open_interactions(
-            args.data,
-            _common.data_dir(args),
-            id_type=args.id_type,
-            on_error=args.on_error,
-            **reader_options(args),
-        )
-        new = stream.read_all()
-        start = time.perf_counter()
-        updated = update_model(model, new)
-        took = time.perf_counter() - start
-        if model.ann_ is not None:  # new item factors: the old index no longer describes them
-            ann.attach_index(updated, ann.AnnParams(**model.ann_.meta["params"]))
-        old = loaded.manifest
-        manifest = publish_model(
-            store,
-            old.name,
-            updated,
-            metrics={"update_seconds": round(took, 3)},
-            engine="local",
-            data_fingerprint=old.data_fingerprint + f"+update:{new.num_rows}",
-            extra={"updated_from": old.version, "update_rows": new.num_rows, "data": str(args.data)},
-        )
-        print(
-            f"folded {new.num_rows:,} interactions into {old.ref} in {took:.2f}s "
-            f"(+{updated.n_users - model.n_users} users, +{updated.n_items - model.n_items} items)"
-        )
-        print(f"published {manifest.ref}")
-        if args.promote:
-            store.promote(manifest.ref, args.promote)
-            print(f"{APP}/{old.name}@{args.promote} -> version {manifest.version}")
-        return 0
-
-    def _precompute(self, args: argparse.Namespace) -> int:
-        store = self._store(args)
-        model = from_artifact(store.load(_model_ref(args.model)))
-        model._check_k(args.k, model.n_items)
-        start = time.perf_counter()
-        if args.engine == "spark":
-            from mlscale.apps.recommend.train_spark import precompute_spark
-
-            with get_engine("spark", **_engine_options(args)) as engine:
-                if not isinstance(engine, SparkEngine):  # pragma: no cover - get_engine's contract
-                    raise TypeError(engine)
-                rows = precompute_spark(engine, model, args.out, k=args.k, exclude_seen=not args.include_seen)
-        else:
-            rows = precompute(
-                model, args.out, k=args.k, chunk_users=args.chunk_users, exclude_seen=not args.include_seen
-            )
-        took = time.perf_counter() - start
-        print(
-            f"{model.n_users:,} users, {rows:,} rows in {took:.1f}s "
-            f"({model.n_users / max(took, 1e-9):,.0f} users/s) -> {args.out}"
-        )
-        return 0
-
     def scenario(self, mix: dict[str, Any], *, data: str | None, data_dir: Path, model: str) -> Scenario:
         from mlscale.apps.recommend.scenario import RecommendScenario
 
@@ -436,9 +394,20 @@ class RecommendApp(Application):
             raise ValidationError("the recommend scenario samples users from data: pass --data", field="--data")
         return RecommendScenario(data, data_dir, model, mix)
 
+    def example_data(self, folder: Path) -> tuple[str, dict[str, Any]]:
+        """200 users in 5 taste groups of 10 items each (a CSV with a header)."""
+        rng = np.random.default_rng(0)
+        users = rng.integers(0, 200, 4000)
+        items = (users % 5) * 10 + rng.integers(0, 10, 4000)
+        path = folder / "interactions.csv"
+        path.write_text("user,item\n" + "".join(f"{u},{i}\n" for u, i in zip(users, items, strict=True)))
+        return str(path), {"factors": "8", "iterations": "3"}
+
+    # -- mlscale recommend -----------------------------------------------------------------------------
+
     def _recommend_cmd(self, args: argparse.Namespace) -> int:
-        store = self._store(args)
-        model = from_artifact(store.load(_model_ref(args.model_name)))
+        store = open_store(registry_root(args))
+        model = from_artifact(store.load(self.model_ref(args.model_name)))
         if args.similar_to:
             items = _ids(args.similar_to)
             recs = model.similar_items(items, k=args.k)
@@ -456,19 +425,6 @@ class RecommendApp(Application):
             recent_items=recent,
         )
         return _print_recs(users, recs, args.json, "user")
-
-
-def _stage_options(args: argparse.Namespace) -> dict[str, Any]:
-    return {"id_type": args.id_type, "on_error": args.on_error, **reader_options(args)}
-
-
-def _default_split(table: pa.Table) -> SplitMethod:
-    has_time = table.column("timestamp").null_count < table.num_rows
-    return "time" if has_time else "random"
-
-
-def store_root(store: Store) -> str:
-    return str(getattr(store, "root", ""))
 
 
 def _print_recs(keys: list[str], recs: Recommendations, as_json: bool, label: str) -> int:

@@ -23,7 +23,7 @@ also skips what the user has seen, is always computed beside the model.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -33,17 +33,20 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import scipy.sparse as sp
 
+from mlscale.apps.recommend.ingest import ingest_matrix
+from mlscale.apps.recommend.matrix import InteractionMatrix
 from mlscale.apps.recommend.model import ImplicitRecommender
-from mlscale.data.ingest import ingest_matrix
-from mlscale.data.matrix import InteractionMatrix
 from mlscale.errors import DataError, ValidationError
 
 __all__ = [
     "EvaluationReport",
     "Split",
+    "evaluate_fit",
     "evaluate_recommender",
     "popularity_topk",
     "ranking_metrics",
+    "report_on_split",
+    "split_from_tables",
     "split_interactions",
 ]
 
@@ -117,6 +120,11 @@ def make_split(
 ) -> Split:
     """Split and build the training matrix and held-out item lists in its index space."""
     train_t, test_t = split_interactions(table, method, n_test=n_test, test_fraction=test_fraction, seed=seed)
+    return split_from_tables(train_t, test_t, method)
+
+
+def split_from_tables(train_t: pa.Table, test_t: pa.Table, method: str) -> Split:
+    """A :class:`Split` from given train and test tables (e.g. MovieLens' official folds)."""
     train = ingest_matrix(train_t.to_batches(max_chunksize=1 << 20))
     rows = train.user_index(test_t.column("user").to_numpy(zero_copy_only=False))
     cols = train.item_index(test_t.column("item").to_numpy(zero_copy_only=False))
@@ -242,18 +250,52 @@ def evaluate_recommender(
     seed: int = 0,
 ) -> EvaluationReport:
     """Fit ``model`` on a training split of ``table`` and measure it against popularity."""
+    return evaluate_fit(
+        table,
+        lambda _train, matrix: model.fit(matrix),
+        split=split,
+        k=k,
+        n_test=n_test,
+        test_fraction=test_fraction,
+        seed=seed,
+    )
+
+
+def evaluate_fit(
+    table: pa.Table,
+    fit: Callable[[pa.Table, InteractionMatrix], ImplicitRecommender],
+    *,
+    split: SplitMethod = "time",
+    k: int = 10,
+    n_test: int = 10,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+) -> EvaluationReport:
+    """:func:`evaluate_recommender` for a model made by ``fit(training table, its matrix)``.
+
+    ``fit`` sees the training part only, so a choice it makes (the default's
+    validation search) never sees a test row.
+    """
     if k < 1:
         raise ValidationError(f"expected k >= 1, got {k}", field="k")
-    s = make_split(table, split, n_test=n_test, test_fraction=test_fraction, seed=seed)
-    model.fit(s.train)
+    train_t, test_t = split_interactions(table, split, n_test=n_test, test_fraction=test_fraction, seed=seed)
+    s = split_from_tables(train_t, test_t, split)
+    model = fit(train_t, s.train)
+    label = s.method if s.method == "random" else f"time (last {n_test} per user)"
+    return report_on_split(s, model, k=k, label=label)
+
+
+def report_on_split(s: Split, model: ImplicitRecommender, *, k: int = 10, label: str | None = None) -> EvaluationReport:
+    """Measure a model fitted on ``s.train`` against popularity on the split's held-out items."""
     k = min(k, s.train.shape[1])
     recs = model.recommend(s.train.user_ids[s.rows], k=k)
-    rec_idx = np.where(recs.valid, model.item_index(recs.items.ravel()).reshape(recs.items.shape), -1)
+    # Columns of the split's matrix, not the model's: a model may keep only part of the catalogue (EASE).
+    rec_idx = np.where(recs.valid, s.train.item_index(recs.items.ravel()).reshape(recs.items.shape), -1)
     pop_idx = popularity_topk(s.train.csr, s.rows, k)
     n_items = s.train.shape[1]
     return EvaluationReport(
         k=k,
-        split=s.method if s.method == "random" else f"time (last {n_test} per user)",
+        split=label or s.method,
         users=int(s.rows.size),
         train_interactions=s.train.nnz,
         held_out=s.held_out,

@@ -16,7 +16,7 @@ Cold start, in order:
 3. an unknown user without items gets the most popular items.
 
 >>> import numpy as np
->>> from mlscale.data import InteractionMatrix
+>>> from mlscale.apps.recommend.matrix import InteractionMatrix
 >>> rng = np.random.default_rng(0)
 >>> users = rng.integers(0, 50, 2000); items = (users % 5) * 10 + rng.integers(0, 10, 2000)
 >>> matrix = InteractionMatrix.from_arrays(users, items)
@@ -28,17 +28,18 @@ Cold start, in order:
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
-from mlscale.data.matrix import InteractionMatrix, _lookup
+from mlscale.apps.recommend.matrix import InteractionMatrix, lookup_ids
 from mlscale.errors import ValidationError
 
 if TYPE_CHECKING:
@@ -115,6 +116,9 @@ class ImplicitRecommender:
     fitted state (attributes ending in ``_``).
     """
 
+    #: True for models scored as history x item-item matrix (:mod:`~mlscale.apps.recommend.itemitem`).
+    item_item: ClassVar[bool] = False
+
     def __init__(
         self,
         model: ModelKind = "als",
@@ -143,29 +147,12 @@ class ImplicitRecommender:
 
     # -- parameters ---------------------------------------------------------------
 
-    _PARAMS = (
-        "model",
-        "factors",
-        "regularization",
-        "alpha",
-        "iterations",
-        "learning_rate",
-        "weighting",
-        "bm25_k1",
-        "bm25_b",
-        "threads",
-        "seed",
-    )
+    #: The constructor's arguments, in order: what :meth:`get_params` returns and a manifest stores
+    #: (subclasses with other constructors set their own).
+    _PARAMS: tuple[str, ...] = tuple(inspect.signature(__init__).parameters)[1:]
 
     def get_params(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self._PARAMS}
-
-    def set_params(self, **params: Any) -> Self:
-        for name, value in params.items():
-            if name not in self._PARAMS:
-                raise ValidationError(f"unknown parameter; expected one of {', '.join(self._PARAMS)}", field=name)
-            setattr(self, name, value)
-        return self
 
     # -- training -----------------------------------------------------------------
 
@@ -176,7 +163,9 @@ class ImplicitRecommender:
             return AlternatingLeastSquares(
                 factors=self.factors,
                 regularization=self.regularization_,
-                alpha=self.alpha,
+                # implicit takes a stored value as the whole confidence (C = alpha * value), so fit()
+                # hands it 1 + alpha * weight and leaves implicit's alpha at 1.
+                alpha=1.0,
                 iterations=self.iterations,
                 num_threads=self.threads,
                 random_state=self.seed,
@@ -198,11 +187,17 @@ class ImplicitRecommender:
         if matrix.nnz == 0:
             raise ValidationError("the interaction matrix is empty", field="data")
         weighted = weight_matrix(matrix.csr, self.weighting, self.bm25_k1, self.bm25_b)
+        confidence = weighted
+        if self.model == "als":
+            # The documented confidence, C = 1 + alpha * weight: every observed entry weighs more than
+            # a missing one (C = 1), whatever the weighting (BM25 weights are often well below 1).
+            confidence = weighted.copy()
+            confidence.data = (1.0 + self.alpha * confidence.data).astype(np.float32)
         # implicit runs its own threads; a multi-threaded BLAS underneath would oversubscribe the cores
         # (implicit checks this when the model is created, so create it inside the limit too).
         with threadpool_limits(1, "blas"):
             model = self._implicit_model()
-            model.fit(weighted, show_progress=progress)
+            model.fit(confidence, show_progress=progress)
         self._set_state(
             user_factors=np.ascontiguousarray(model.user_factors, dtype=np.float32),
             item_factors=np.ascontiguousarray(model.item_factors, dtype=np.float32),
@@ -289,12 +284,16 @@ class ImplicitRecommender:
     def user_index(self, users: Sequence[Any] | npt.NDArray[Any]) -> npt.NDArray[np.int64]:
         """Row of each user id in the model; -1 for unknown users."""
         self._check_fitted()
-        return _lookup(self.user_ids_, self._user_sorter, self._coerce(users, self.user_ids_, "users"))
+        return lookup_ids(self.user_ids_, self._user_sorter, self._coerce(users, self.user_ids_, "users"))
 
     def item_index(self, items: Sequence[Any] | npt.NDArray[Any], field: str = "items") -> npt.NDArray[np.int64]:
         """Column of each item id in the model; -1 for unknown items."""
         self._check_fitted()
-        return _lookup(self.item_ids_, self._item_sorter, self._coerce(items, self.item_ids_, field))
+        return lookup_ids(self.item_ids_, self._item_sorter, self._coerce(items, self.item_ids_, field))
+
+    def user_vectors(self, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
+        """The query vectors of known users (rows): scores are these times :attr:`item_factors_` transposed."""
+        return np.asarray(self.user_factors_[rows])
 
     # -- fold-in ------------------------------------------------------------------
 
@@ -346,7 +345,7 @@ class ImplicitRecommender:
         self._check_fitted()
         k = self._check_k(k, self.n_items if include is None else max(1, len(include)))
         users_arr = self._coerce(users, self.user_ids_, "users")
-        rows = _lookup(self.user_ids_, self._user_sorter, users_arr)
+        rows = lookup_ids(self.user_ids_, self._user_sorter, users_arr)
         n = rows.size
         candidates: npt.NDArray[np.int64] | None = None
         if include is not None:
@@ -369,7 +368,7 @@ class ImplicitRecommender:
         warm_idx, fold_idx = np.flatnonzero(~cold), np.flatnonzero(fold)
         if warm_idx.size or fold_idx.size:
             query = np.empty((warm_idx.size + fold_idx.size, self.item_factors_.shape[1]), np.float32)
-            query[: warm_idx.size] = self.user_factors_[rows[warm_idx]]
+            query[: warm_idx.size] = self.user_vectors(rows[warm_idx])
             if fold_idx.size:
                 query[warm_idx.size :] = self.fold_in([recent[i] for i in fold_idx])
             order = np.concatenate([warm_idx, fold_idx])

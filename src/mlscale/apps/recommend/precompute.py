@@ -6,8 +6,10 @@ written to a temporary name and renamed when complete.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -17,7 +19,11 @@ from threadpoolctl import threadpool_limits
 from mlscale.apps.recommend.model import ImplicitRecommender
 from mlscale.errors import ValidationError
 
-__all__ = ["precompute"]
+if TYPE_CHECKING:
+    from mlscale.apps.base import Job
+    from mlscale.engines import Engine
+
+__all__ = ["PRECOMPUTER", "LocalPrecomputer", "precompute", "precompute_line"]
 
 
 def precompute(
@@ -67,3 +73,32 @@ def precompute(
         tmp.unlink(missing_ok=True)
         raise
     return written
+
+
+def precompute_line(model: ImplicitRecommender, rows: int, took: float, out: object) -> str:
+    """What ``mlscale precompute recommend`` prints, whichever engine scored."""
+    return (
+        f"{model.n_users:,} users, {rows:,} rows in {took:.1f}s "
+        f"({model.n_users / max(took, 1e-9):,.0f} users/s) -> {out}"
+    )
+
+
+class LocalPrecomputer:
+    """Every user's top-k in this process, a chunk at a time (the contract's Precomputer)."""
+
+    def precompute(self, engine: Engine, model: ImplicitRecommender, job: Job) -> str:
+        k = int(job.option("k", 100))
+        model._check_k(k, model.n_items)
+        start = time.perf_counter()
+        out = job.option("out")
+        rows = precompute(
+            model,
+            out,
+            k=k,
+            chunk_users=int(job.option("chunk_users", 10_000)),
+            exclude_seen=not job.option("include_seen", False),
+        )
+        return precompute_line(model, rows, time.perf_counter() - start, out)
+
+
+PRECOMPUTER = LocalPrecomputer()

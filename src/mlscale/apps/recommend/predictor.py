@@ -18,7 +18,7 @@ approximate index (:mod:`mlscale.apps.recommend.ann`) is scored through it inste
 (``include`` excepted), with the same seen-item and ``exclude`` filters.
 
 >>> import numpy as np
->>> from mlscale.data import InteractionMatrix
+>>> from mlscale.apps.recommend.matrix import InteractionMatrix
 >>> rng = np.random.default_rng(0)
 >>> users = rng.integers(0, 50, 2000); items = (users % 5) * 10 + rng.integers(0, 10, 2000)
 >>> matrix = InteractionMatrix.from_arrays(users, items)
@@ -39,12 +39,13 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from mlscale.apps.recommend.ann import gather_rows
+from mlscale.apps.recommend.ann import AnnIndex, gather_rows
 from mlscale.apps.recommend.model import MAX_K, ImplicitRecommender, Recommendations
 from mlscale.errors import MlscaleError, ValidationError
 from mlscale.serve.predictor import Action, Predictor
 
 __all__ = [
+    "MAX_RESULTS",
     "MAX_USERS",
     "RecommendPredictor",
     "RecommendRequest",
@@ -57,9 +58,15 @@ __all__ = [
 #: The most users (or items) one request may ask about; larger batches belong to ``precompute``.
 MAX_USERS = 10_000
 _MAX_FILTER = 100_000
+#: The most results (users times k) one request may ask for: about 30 bytes of JSON each.
+MAX_RESULTS = 1_000_000
 
-Id = int | str
-_Ids = Annotated[list[Id], msgspec.Meta(max_length=MAX_USERS)]
+# Integer ids are int64 in the model: a larger one is refused when it is decoded (422 naming it),
+# never left to overflow inside a batch it shares with other clients' requests.
+_Int64 = Annotated[int, msgspec.Meta(ge=-(1 << 63), le=(1 << 63) - 1)]
+Id = _Int64 | str
+# Given, ``users`` holds at least one id: an anonymous request leaves it out.
+_Ids = Annotated[list[Id], msgspec.Meta(min_length=1, max_length=MAX_USERS)]
 _Filter = Annotated[list[Id], msgspec.Meta(max_length=_MAX_FILTER)]
 _K = Annotated[int, msgspec.Meta(ge=1, le=MAX_K)]
 
@@ -75,7 +82,7 @@ class RecommendRequest(msgspec.Struct, forbid_unknown_fields=True, omit_defaults
     users: _Ids = msgspec.field(default_factory=list)
     k: _K = 10
     exclude_seen: bool = True
-    include: _Filter | None = None
+    include: Annotated[list[Id], msgspec.Meta(min_length=1, max_length=_MAX_FILTER)] | None = None
     exclude: _Filter | None = None
     recent_items: _Filter | dict[str, _Filter] | None = None
 
@@ -128,6 +135,16 @@ def _split_ids(text: str) -> list[Id]:
     return [t for t in (s.strip() for s in text.split(",")) if t]
 
 
+def _path_int(key: str, field: str, what: str) -> int:
+    try:
+        value = int(key)
+    except ValueError:
+        raise ValidationError(f"this model's {what} ids are integers; got {key[:100]!r}", field=field) from None
+    if not -(1 << 63) <= value < 1 << 63:
+        raise ValidationError(f"expected an integer id that fits in 64 bits, got {key[:100]!r}", field=field)
+    return value
+
+
 def _query_bool(query: Mapping[str, str], name: str, default: bool) -> bool:
     raw = query.get(name)
     if raw is None:
@@ -147,7 +164,7 @@ def _query_k(query: Mapping[str, str]) -> int:
     try:
         k = int(raw)
     except ValueError:
-        raise ValidationError(f"expected an integer, got {raw!r}", field="k") from None
+        raise ValidationError(f"expected an integer, got {raw[:100]!r}", field="k") from None
     if not 1 <= k <= MAX_K:
         raise ValidationError(f"expected 1 <= k <= {MAX_K}, got {k}", field="k")
     return k
@@ -176,6 +193,11 @@ class RecommendPredictor(Predictor):
             None if ids.size < 2 or bool(np.all(ids[1:] > ids[:-1])) else np.asarray(model._user_sorter)
         )
         self._anonymous = self._unused_user_id()
+        # Item-item models (EASE, kNN) have no user factors: a user's query vector is their history.
+        self._item_item = model.item_item
+
+    def _queries(self, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
+        return self.model.user_vectors(rows) if self._item_item else self._x[rows]
 
     def _unused_user_id(self) -> Any:
         ids = self.model.user_ids_
@@ -223,8 +245,9 @@ class RecommendPredictor(Predictor):
     def warm(self) -> None:
         # Fault the memory-mapped pages in and exercise each path once (BLAS, fold-in, popularity).
         float(self._y.sum()) + float(self._x.sum()) + int(self._indices.sum())
-        if self.model.ann_ is not None:
-            self.model.ann_.warm()
+        index = getattr(self.model, "ann_", None)  # only factor models carry one
+        if index is not None:
+            index.warm()
         users = self.model.user_ids_[: min(64, self.model.n_users)].tolist()
         first_item = self._item_ids[:1].tolist()
         requests = [
@@ -242,34 +265,42 @@ class RecommendPredictor(Predictor):
     # -- recommend -------------------------------------------------------------------
 
     def validate_recommend(self, req: RecommendRequest) -> int:
-        """Checks that need the model (k against the item count, recent_items shape); returns the cost."""
-        limit = self.model.n_items if req.include is None else max(1, len(req.include))
-        top = min(limit, MAX_K)
+        """Checks that need the model (k against the item count, recent_items shape); returns the cost.
+
+        The cost weighs each user by k (every 20 items asked for count as one more row), so that
+        admission sees the work and the answer's size, not only the number of users.
+        """
+        if req.include is not None and not req.include:
+            raise ValidationError("expected at least one item id (leave include out for every item)", field="include")
+        top = min(self.model.n_items, MAX_K)
         if req.k > top:
             raise ValidationError(f"expected 1 <= k <= {top} (the items this model can return)", field="k")
+        results = max(1, len(req.users)) * req.k
+        if results > MAX_RESULTS:
+            raise ValidationError(
+                f"{max(1, len(req.users))} users x k={req.k} asks for {results:,} results, more than the "
+                f"{MAX_RESULTS:,} one request may return; ask for fewer users or a smaller k",
+                field="users",
+            )
+        weight = 1 + req.k // 20
         if not req.users:
             if not isinstance(req.recent_items, list):
                 raise ValidationError(
                     "expected at least one user, or recent_items (a list) for an anonymous user",
                     field="users",
                 )
-            return 1
+            return weight
         if isinstance(req.recent_items, list) and len(req.users) > 1:
             raise ValidationError(
                 "a list of recent items needs exactly one user; for several users give an object "
                 "mapping each user id to their items",
                 field="recent_items",
             )
-        return len(req.users)
+        return len(req.users) * weight
 
     def recommend_from_path(self, key: str, query: Mapping[str, str]) -> RecommendRequest:
         """``GET .../recommend/{user}?k=&exclude_seen=&include=&exclude=&recent_items=``."""
-        user: Id = key
-        if self._int_users:
-            try:
-                user = int(key)
-            except ValueError:
-                raise ValidationError(f"this model's user ids are integers; got {key!r}", field="user") from None
+        user: Id = _path_int(key, "user", "user") if self._int_users else key
         if not query:
             return RecommendRequest(users=[user])
         recent = query.get("recent_items")
@@ -406,7 +437,7 @@ class RecommendPredictor(Predictor):
         approximate: bool = True,
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
         """Top-k item columns and scores for known users; -1 / -inf where fewer than k items qualify."""
-        ann = self.model.ann_
+        ann: AnnIndex | None = getattr(self.model, "ann_", None)  # only factor models carry one
         if approximate and include is None and ann is not None:
             exc_rows = np.empty(0, np.int64)
             if exclude is not None:
@@ -436,7 +467,7 @@ class RecommendPredictor(Predictor):
                 exc, _ = self._positions(cand, exc, exc)
         if rows.size == 1 and cand is None:
             return self._score_one(int(rows[0]), k, exclude_seen, exc)
-        scores = self._x[rows] @ y.T
+        scores = self._queries(rows) @ y.T
         width = scores.shape[1]
         if exclude_seen:
             starts = self._indptr[rows]
@@ -471,7 +502,7 @@ class RecommendPredictor(Predictor):
         self, row: int, k: int, exclude_seen: bool, exc: npt.NDArray[np.int64] | None
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
         """:meth:`_score` for one user, in 1-D (a third of the numpy calls: a lone request's latency)."""
-        scores = self._y @ self._x[row]
+        scores = self._y @ (self._queries(np.array([row]))[0] if self._item_item else self._x[row])
         if exclude_seen:
             scores[self._indices[self._indptr[row] : self._indptr[row + 1]]] = -np.inf
         if exc is not None:
@@ -553,20 +584,22 @@ class RecommendPredictor(Predictor):
         top = min(self.model.n_items - 1, MAX_K)
         if req.k > top:
             raise ValidationError(f"expected 1 <= k <= {top} (the items this model can return)", field="k")
-        return len(req.items)
+        results = len(req.items) * req.k
+        if results > MAX_RESULTS:
+            raise ValidationError(
+                f"{len(req.items)} items x k={req.k} asks for {results:,} results, more than the "
+                f"{MAX_RESULTS:,} one request may return; ask for fewer items or a smaller k",
+                field="items",
+            )
+        return len(req.items) * (1 + req.k // 20)
 
     def similar_from_path(self, key: str, query: Mapping[str, str]) -> SimilarRequest:
         """``GET .../similar/{item}?k=``."""
-        item: Id = key
-        if self._int_items:
-            try:
-                item = int(key)
-            except ValueError:
-                raise ValidationError(f"this model's item ids are integers; got {key!r}", field="item") from None
+        item: Id = _path_int(key, "item", "item") if self._int_items else key
         return SimilarRequest(items=[item], k=_query_k(query) if query else 10)
 
     def similar_batch(self, requests: Sequence[SimilarRequest]) -> list[SimilarResponse | MlscaleError]:
-        """Answer a micro-batch of ``similar`` requests, one call per distinct k."""
+        """Answer a micro-batch of ``similar`` requests: one ``similar_items`` call per request (not merged)."""
         out: list[SimilarResponse | MlscaleError] = []
         for req in requests:
             try:

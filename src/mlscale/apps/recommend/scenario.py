@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from mlscale.data.ingest import ingest_matrix
+from mlscale.apps.recommend.ingest import ingest_matrix
 from mlscale.data.sources import open_interactions
 from mlscale.errors import ValidationError
 from mlscale.loadtest.scenario import Request, Scenario

@@ -5,7 +5,7 @@ matrix weighted (the same BM25 / TF-IDF formulas as :mod:`implicit`) in Spark,
 and Spark ML's ``ALS(implicitPrefs=True)`` fits the factors. Only what the
 registry artifact holds comes back to the driver, streamed through Parquet:
 the factors, the id maps and the seen-items matrix (built with the same
-bounded-memory :class:`~mlscale.data.MatrixBuilder` as a local ingest). The
+bounded-memory :class:`~mlscale.apps.recommend.ingest.MatrixBuilder` as a local ingest). The
 artifact is therefore the same format as a local model, served and evaluated
 by the same code.
 
@@ -22,9 +22,8 @@ measured to match the local engine's quality.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,9 +34,9 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 
 from mlscale.apps.recommend.evaluate import EvaluationReport, SplitMethod
+from mlscale.apps.recommend.ingest import MatrixBuilder
 from mlscale.apps.recommend.model import ImplicitRecommender, _check_params
-from mlscale.data.ingest import MatrixBuilder
-from mlscale.engines.spark import SparkEngine, spark_errors
+from mlscale.engines.spark import SparkEngine, functions, spark_errors, staging_dir, to_arrow
 from mlscale.errors import DataError, ValidationError
 
 __all__ = [
@@ -60,18 +59,6 @@ class SparkData:
     frame: Any
 
 
-def _fn() -> Any:
-    from pyspark.sql import functions
-
-    return functions
-
-
-def _to_arrow(df: Any) -> pa.Table:
-    if hasattr(df, "toArrow"):
-        return df.toArrow()
-    return pa.Table.from_pandas(df.toPandas(), preserve_index=False)
-
-
 def _dense_index(df: Any, column: str, index: str) -> Any:
     """``column`` -> ``index`` 0..n-1, all in the JVM (no Python rows, no single-partition sort).
 
@@ -81,7 +68,7 @@ def _dense_index(df: Any, column: str, index: str) -> Any:
     """
     from pyspark import StorageLevel
 
-    f = _fn()
+    f = functions()
     ids = df.select(column).distinct().withColumn("_mid", f.monotonically_increasing_id())
     ids = ids.withColumn("_pid", f.shiftright("_mid", 33)).persist(StorageLevel.MEMORY_AND_DISK)
     counts = sorted((int(r["_pid"]), int(r["count"])) for r in ids.groupBy("_pid").count().collect())
@@ -100,7 +87,7 @@ _BROADCAST_ROWS = 5_000_000
 
 
 def _small(frame: Any, rows: int) -> Any:
-    return _fn().broadcast(frame) if rows < _BROADCAST_ROWS else frame
+    return functions().broadcast(frame) if rows < _BROADCAST_ROWS else frame
 
 
 def weighted_frame(m: Any, weighting: str, k1: float, b: float, n_items: int | None = None) -> Any:
@@ -110,7 +97,7 @@ def weighted_frame(m: Any, weighting: str, k1: float, b: float, n_items: int | N
     item count, length norm from each item's total. ``n_items`` is counted when
     not given.
     """
-    f = _fn()
+    f = functions()
     if weighting == "none":
         return m.withColumn("w", f.col("value"))
     per_item = m.groupBy("iidx").agg(f.sum("value").alias("row_sum")).cache()
@@ -128,7 +115,7 @@ def weighted_frame(m: Any, weighting: str, k1: float, b: float, n_items: int | N
 
 
 def _factors(frame: Any, n: int, width: int) -> npt.NDArray[np.float32]:
-    table = _to_arrow(frame.orderBy("id"))
+    table = to_arrow(frame.orderBy("id"))
     ids = table.column("id").to_numpy()
     out = np.zeros((n, width), np.float32)
     if table.num_rows:
@@ -138,14 +125,14 @@ def _factors(frame: Any, n: int, width: int) -> npt.NDArray[np.float32]:
 
 
 def _ids(frame: Any, column: str, index: str) -> npt.NDArray[Any]:
-    table = _to_arrow(frame.orderBy(index))
+    table = to_arrow(frame.orderBy(index))
     values: npt.NDArray[Any] = table.column(column).to_numpy(zero_copy_only=False)
     return values.astype(np.int64) if values.dtype.kind in "iu" else values.astype(np.str_)
 
 
 def _int32_ids(agg: Any) -> bool:
     """Whether both id columns are integers within int32 (then ALS takes them as they are)."""
-    f = _fn()
+    f = functions()
     types = dict(agg.dtypes)
     integers = ("int", "bigint", "smallint", "tinyint")
     if types["user"] not in integers or types["item"] not in integers:
@@ -156,7 +143,7 @@ def _int32_ids(agg: Any) -> bool:
 
 def _id_factors(frame: Any, width: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
     """ALS factors with their own ids, sorted by id (the id map of a directly-indexed model)."""
-    table = _to_arrow(frame.orderBy("id"))
+    table = to_arrow(frame.orderBy("id"))
     ids = table.column("id").to_numpy().astype(np.int64)
     flat = table.column("features").combine_chunks().flatten().to_numpy(zero_copy_only=False)
     return ids, np.ascontiguousarray(flat.reshape(-1, width), dtype=np.float32)
@@ -169,8 +156,9 @@ def fit_spark(
     _check_params(model)
     if model.model != "als":
         raise ValidationError("the spark engine trains ALS only (Spark ML has no BPR)", field="model")
-    f = _fn()
-    work = Path(tempfile.mkdtemp(prefix="mlscale-spark-", dir=work_dir))
+    f = functions()
+    cleanup = ExitStack()
+    work = cleanup.enter_context(staging_dir("mlscale-spark-", parent=work_dir))
     cached: list[Any] = []
     try:
         with spark_errors("indexing the interactions"):
@@ -241,7 +229,7 @@ def fit_spark(
     finally:
         for frame in cached:
             frame.unpersist()
-        shutil.rmtree(work, ignore_errors=True)
+        cleanup.close()
     model._set_state(
         user_factors=user_factors,
         item_factors=item_factors,
@@ -306,7 +294,7 @@ def recommend_all(
     ``user_factors``: DataFrame (uidx int, features array<float>); ``seen``:
     DataFrame (uidx, iidx) of items to skip per user.
     """
-    f = _fn()
+    f = functions()
     spark = engine.session
     with spark_errors("scoring users"):
         seen_lists = seen.groupBy("uidx").agg(f.collect_list("iidx").alias("seen"))
@@ -350,7 +338,13 @@ def precompute_spark(
 ) -> int:
     """Every user's top-``k`` from a registry model, scored on Spark, to a Parquet folder."""
     model._check_fitted()
-    f = _fn()
+    if model.item_item:
+        # Spark scores user factors against broadcast item factors; an item-item model has no user factors.
+        raise ValidationError(
+            f"precompute on Spark scores factor models (ALS, BPR), not {model.model!r}; use --engine local",
+            field="engine",
+        )
+    f = functions()
     spark = engine.session
     with spark_errors("precomputing recommendations"):
         users, seen = _model_frames(engine, model)
@@ -383,7 +377,7 @@ def spark_ranking_metrics(recs: Any, truth: Any, k: int, n_items: int) -> dict[s
     ``recs``: (uidx, items array<int>) best first; ``truth``: (uidx, truth array<int>).
     Averages over the users of ``truth`` (a user without recommendations scores 0).
     """
-    f = _fn()
+    f = functions()
     joined = truth.join(recs.select("uidx", f.slice("items", 1, k).alias("items")), "uidx", "left").withColumn(
         "items", f.coalesce(f.col("items"), f.array().cast("array<int>"))
     )
@@ -421,7 +415,7 @@ def split_spark(frame: Any, method: SplitMethod, *, n_test: int, test_fraction: 
     """The local evaluator's splits, as window functions (train, test)."""
     from pyspark.sql import Window
 
-    f = _fn()
+    f = functions()
     if method == "time":
         if frame.where(f.col("timestamp").isNotNull()).limit(1).count() == 0:
             raise DataError(
@@ -459,7 +453,7 @@ def evaluate_spark(
     """Split, fit on Spark, and score model and popularity in Spark with the local evaluator's metrics."""
     if k < 1:
         raise ValidationError(f"expected k >= 1, got {k}", field="k")
-    f = _fn()
+    f = functions()
     spark = engine.session
     with spark_errors("splitting the data"):
         train, test = split_spark(data.frame, split, n_test=n_test, test_fraction=test_fraction, seed=seed)
@@ -515,7 +509,7 @@ def evaluate_spark(
 @dataclass
 class _Staged:
     data: SparkData
-    temp: Path | None
+    cleanup: ExitStack
 
     def default_split(self) -> SplitMethod:
         """``time`` when the data has timestamps, else ``random`` (as the local evaluator)."""
@@ -524,8 +518,7 @@ class _Staged:
         return "time" if has_time else "random"
 
     def close(self) -> None:
-        if self.temp is not None:
-            shutil.rmtree(self.temp, ignore_errors=True)
+        self.cleanup.close()
 
 
 def stage_data(engine: SparkEngine, spec: str, data_dir: Path, **reader: Any) -> _Staged:
@@ -535,16 +528,16 @@ def stage_data(engine: SparkEngine, spec: str, data_dir: Path, **reader: Any) ->
     from mlscale.data.readers import InteractionReader
     from mlscale.data.sources import open_interactions
 
-    f = _fn()
+    f = functions()
     path = Path(spec)
     parquet_files = sorted(path.glob("*.parquet")) if path.is_dir() else [path] if path.suffix == ".parquet" else []
-    temp: Path | None = None
+    cleanup = ExitStack()
     if parquet_files:
         roles = InteractionReader(parquet_files[0], **{k: v for k, v in reader.items() if k.endswith("_col")}).roles
         source = str(path)
     else:
         stream = open_interactions(spec, data_dir, **reader)
-        temp = Path(tempfile.mkdtemp(prefix="mlscale-stage-"))
+        temp = cleanup.enter_context(staging_dir())
         ingest_parquet(stream, temp / "parts")
         roles = InteractionReader(next((temp / "parts").glob("*.parquet"))).roles
         source = str(temp / "parts")
@@ -556,4 +549,4 @@ def stage_data(engine: SparkEngine, spec: str, data_dir: Path, **reader: Any) ->
             (f.col(roles.rating).cast("float") if roles.rating else f.lit(1.0).cast("float")).alias("rating"),
             (f.col(roles.timestamp).cast("long") if roles.timestamp else f.lit(None).cast("long")).alias("timestamp"),
         ]
-        return _Staged(SparkData(frame.select(*cols)), temp)
+        return _Staged(SparkData(frame.select(*cols)), cleanup)

@@ -15,16 +15,25 @@ let the whole model move.
 
 from __future__ import annotations
 
+import time
+from typing import TYPE_CHECKING
+
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import scipy.sparse as sp
 
+from mlscale.apps.base import Job, TrainResult
+from mlscale.apps.recommend import ann
+from mlscale.apps.recommend.idmap import IdMap
+from mlscale.apps.recommend.itemitem import ItemItemRecommender
 from mlscale.apps.recommend.model import ImplicitRecommender, solve_rows, weight_matrix
-from mlscale.data._idmap import IdMap
 from mlscale.errors import DataError
 
-__all__ = ["update_model"]
+if TYPE_CHECKING:
+    from mlscale.registry import Manifest
+
+__all__ = ["UPDATER", "Updater", "update_model"]
 
 
 def _extended_ids(old: npt.NDArray[np.generic], new: pa.Array) -> tuple[npt.NDArray[np.generic], npt.NDArray[np.int32]]:
@@ -52,6 +61,9 @@ def update_model(model: ImplicitRecommender, new: pa.Table) -> ImplicitRecommend
     seen = sp.csr_matrix((old_seen.data, old_seen.indices, indptr), shape=(n_u, n_i), copy=True)
     seen = (seen + sp.csr_matrix((values, (u, i)), shape=(n_u, n_i))).tocsr()
     seen.sum_duplicates()
+    if isinstance(model, ItemItemRecommender):
+        # An item-item model scores histories: the new rows are all it needs (new items: zero weights).
+        return model.with_seen(user_ids, item_ids, seen)
     weighted = weight_matrix(seen, model.weighting, model.bm25_k1, model.bm25_b)
 
     f = model.item_factors_.shape[1]
@@ -112,3 +124,31 @@ def update_model(model: ImplicitRecommender, new: pa.Table) -> ImplicitRecommend
         fold_in_weight=float(weighted.data.mean()),
     )
     return updated
+
+
+class Updater:
+    """``mlscale update recommend``: read the new interactions and fold them in (the contract's Updater)."""
+
+    def update(self, model: ImplicitRecommender, manifest: Manifest, job: Job) -> TrainResult:
+        from mlscale.apps.recommend.reader_args import stream_options
+        from mlscale.data.sources import open_interactions
+
+        new = open_interactions(job.data, job.data_dir, **stream_options(job.options)).read_all()
+        start = time.perf_counter()
+        updated = update_model(model, new)
+        took = time.perf_counter() - start
+        # New item factors: the old index no longer describes them. Rebuilt as it was built (flags override).
+        old_index = getattr(model, "ann_", None)
+        base = None if old_index is None else ann.AnnParams(**old_index.meta["params"])
+        ann.index_model(updated, job.options, base=base, quiet=bool(job.option("quiet")))
+        return TrainResult(
+            updated,
+            {"update_seconds": round(took, 3)},
+            manifest.data_fingerprint + f"+update:{new.num_rows}",
+            extra={"updated_from": manifest.version, "update_rows": new.num_rows, "data": job.data},
+            summary=f"folded {new.num_rows:,} interactions into {manifest.ref} in {took:.2f}s "
+            f"(+{updated.n_users - model.n_users} users, +{updated.n_items - model.n_items} items)",
+        )
+
+
+UPDATER = Updater()

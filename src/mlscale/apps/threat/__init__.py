@@ -5,6 +5,9 @@
 - :func:`flow_words` / :func:`dns_words`: Spot's words (and mlscale's), per IP document;
 - :class:`ThreatDetector`: online LDA over the IP documents and the flow scores;
 - :func:`rank_records` / :func:`ip_summary`: the ranked suspicious list and per-IP summary;
+- :mod:`~mlscale.apps.threat.beacon`, :mod:`~mlscale.apps.threat.dga`, :mod:`~mlscale.apps.threat.hosts`:
+  beaconing, generated-domain and per-host evidence; :mod:`~mlscale.apps.threat.scoring`: a log scored with
+  all of it (``mlscale threat score`` / ``threat hosts``);
 - :class:`FeedbackLog` / :class:`Verdict`: analyst verdicts for the next training;
 - :func:`evaluate_threat`: ROC-AUC and precision@N against labels, beside Spot and IsolationForest;
 - :func:`generate_flows` / :func:`iter_synthetic_flows`: synthetic flows with injected attacks;

@@ -19,14 +19,52 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
+from mlscale.apps.base import Artifact
+from mlscale.apps.base import publish_model as publish
 from mlscale.apps.threat.model import ThreatDetector
 from mlscale.errors import ArtifactError, ValidationError
 from mlscale.registry import LoadedModel, Manifest, Store
 
-__all__ = ["APP", "from_artifact", "publish_model"]
+__all__ = ["APP", "CODEC", "ThreatCodec", "from_artifact", "publish_model"]
 
 APP = "threat"
 _ARRAYS = ("vocab", "topic_word", "word_counts", "ip_topic", "ip_words")
+
+
+class ThreatCodec:
+    """The threat model's :class:`~mlscale.apps.base.Codec`: topic-word and IP-topic arrays, IPs and words."""
+
+    def to_artifact(self, model: ThreatDetector) -> Artifact:
+        model._check_fitted()
+        arrays: dict[str, npt.NDArray[Any]] = {
+            "vocab": model.vocab_,
+            "topic_word": np.ascontiguousarray(model.word_topic_.T),
+            "word_counts": model.word_counts_,
+            "ip_topic": model.ip_topic_,
+            "ip_words": model.ip_words_,
+        }
+        tables = {
+            "ips": pa.table({"ip": model.ips_}),
+            "words": pa.table(
+                {
+                    "code": pa.array(model.vocab_),
+                    "word": pa.array(model.describe(model.vocab_), pa.string()),
+                    "count": pa.array(model.word_counts_),
+                }
+            ),
+        }
+        for key in ("top_domains", "user_domains"):
+            values = getattr(model, key)
+            if values:
+                tables[key] = pa.table({"domain": pa.array(sorted(values), pa.string())})
+        info = {"ips": model.n_ips, "words": model.n_words, "topics": int(model.ip_topic_.shape[1])}
+        return Artifact(arrays=arrays, tables=tables, params=model.get_params(), extra=info)
+
+    def from_artifact(self, loaded: LoadedModel) -> ThreatDetector:
+        return from_artifact(loaded)
+
+
+CODEC = ThreatCodec()
 
 
 def publish_model(
@@ -39,40 +77,9 @@ def publish_model(
     data_fingerprint: str,
     extra: Mapping[str, Any] | None = None,
 ) -> Manifest:
-    """Publish a fitted detector as a new version of ``threat/NAME``."""
-    model._check_fitted()
-    arrays: dict[str, npt.NDArray[Any]] = {
-        "vocab": model.vocab_,
-        "topic_word": np.ascontiguousarray(model.word_topic_.T),
-        "word_counts": model.word_counts_,
-        "ip_topic": model.ip_topic_,
-        "ip_words": model.ip_words_,
-    }
-    tables = {
-        "ips": pa.table({"ip": model.ips_}),
-        "words": pa.table(
-            {
-                "code": pa.array(model.vocab_),
-                "word": pa.array(model.describe(model.vocab_), pa.string()),
-                "count": pa.array(model.word_counts_),
-            }
-        ),
-    }
-    for key in ("top_domains", "user_domains"):
-        values = getattr(model, key)
-        if values:
-            tables[key] = pa.table({"domain": pa.array(sorted(values), pa.string())})
-    info = {"ips": model.n_ips, "words": model.n_words, "topics": int(model.ip_topic_.shape[1]), **(extra or {})}
-    return store.publish(
-        APP,
-        name,
-        arrays=arrays,
-        tables=tables,
-        params=model.get_params(),
-        metrics=metrics,
-        engine=engine,
-        data_fingerprint=data_fingerprint,
-        extra=info,
+    """Publish a fitted detector as a new version of ``threat/NAME`` (:func:`mlscale.apps.base.publish_model`)."""
+    return publish(
+        store, APP, CODEC, name, model, metrics=metrics, engine=engine, data_fingerprint=data_fingerprint, extra=extra
     )
 
 
@@ -90,6 +97,10 @@ def from_artifact(loaded: LoadedModel) -> ThreatDetector:
         for key in ("top_domains", "user_domains")
     }
     try:
+        # A re-signed artifact can hold any dtype: check them here, not as a traceback later.
+        for key in _ARRAYS:
+            if a[key].dtype.kind not in "fiub":
+                raise ValueError(f"{key} has dtype {a[key].dtype}, expected numbers")
         kwargs: dict[str, Any] = {**manifest.params, **domains}
         model = ThreatDetector(**kwargs)
         ips = loaded.tables["ips"].column("ip").combine_chunks()

@@ -43,7 +43,7 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from mlscale.apps.threat.model import ThreatDetector
-from mlscale.apps.threat.schema import is_malicious
+from mlscale.apps.threat.schema import FLOW_COUNTERS, is_malicious
 from mlscale.apps.threat.words import protocol_codes
 from mlscale.errors import DataError, ValidationError
 
@@ -102,7 +102,7 @@ def isolation_forest_scores(table: pa.Table, seed: int = 0, trees: int = 200) ->
         return np.asarray(table.column(name).fill_null(0).to_numpy(zero_copy_only=False), dtype=np.float64)
 
     features = np.column_stack(
-        [np.log1p(col(c)) for c in ("duration", "src_bytes", "dst_bytes", "src_pkts", "dst_pkts")]
+        [np.log1p(col(c)) for c in ("duration", *FLOW_COUNTERS)]
         + [col("src_port"), col("dst_port"), protocol_codes(table.column("proto")).astype(np.float64)]
     )
     forest = IsolationForest(n_estimators=trees, random_state=seed).fit(features)

@@ -10,7 +10,8 @@ line, under an exclusive lock and with ``fsync`` before returning: a recorded
 verdict survives a crash, and concurrent writers (the CLI, the API route) do
 not interleave. A torn last line (a crash mid-write, never acknowledged) is
 ignored on reading and cut off by the next write.
-The default log of model ``threat/NAME`` is ``<registry>/.feedback/threat/NAME.jsonl``.
+The default log of model ``threat/NAME`` is ``<registry>/.feedback/threat/NAME.jsonl``; with an object-store
+registry it is a copy in the host cache, synced into the store on every record and read.
 
 The next training takes low-risk verdicts into account the way Apache Spot
 did, by re-injecting those events many times (``dup_factor``, Spot's
@@ -46,7 +47,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mlscale.apps.threat.schema import FLOW_SCHEMA
+from mlscale.apps.threat.schema import FLOW_COUNTERS, FLOW_ENDPOINT, FLOW_SCHEMA, LABEL_FIELDS, flow_fields
 from mlscale.errors import DataFormatError, ValidationError
 
 __all__ = [
@@ -56,7 +57,6 @@ __all__ = [
     "SEVERITIES",
     "FeedbackLog",
     "Verdict",
-    "default_log_path",
     "events_table",
     "pattern_weights",
 ]
@@ -64,30 +64,11 @@ __all__ = [
 SEVERITIES = {1: "high", 2: "medium", 3: "low"}
 LOW_RISK = 3
 DEFAULT_DUP_FACTOR = 1000
-PATTERN_FIELDS: tuple[str, ...] = ("src_ip", "dst_ip", "src_port", "dst_port", "proto")
+PATTERN_FIELDS: tuple[str, ...] = FLOW_ENDPOINT
 #: What an event verdict keeps of its flow: everything its words are made of.
-EVENT_FIELDS: tuple[str, ...] = (
-    "flow_id",
-    "ts",
-    "src_ip",
-    "src_port",
-    "dst_ip",
-    "dst_port",
-    "proto",
-    "duration",
-    "src_bytes",
-    "dst_bytes",
-    "src_pkts",
-    "dst_pkts",
-    "state",
-)
-_INT_FIELDS = frozenset({"src_port", "dst_port", "src_bytes", "dst_bytes", "src_pkts", "dst_pkts", "ts"})
-_EVENT_REQUIRED = ("src_ip", "dst_ip", "src_port", "dst_port", "proto")
-
-
-def default_log_path(registry: Path, name: str) -> Path:
-    """Where the verdicts of ``threat/NAME`` live by default (inside the registry, hidden)."""
-    return Path(registry) / ".feedback" / "threat" / f"{name}.jsonl"
+EVENT_FIELDS: tuple[str, ...] = flow_fields(without=("line", "service", *LABEL_FIELDS))
+_INT_FIELDS = frozenset({"src_port", "dst_port", *FLOW_COUNTERS, "ts"})
+_EVENT_REQUIRED = FLOW_ENDPOINT
 
 
 def _now() -> str:
@@ -159,10 +140,17 @@ class Verdict:
 
 
 class FeedbackLog:
-    """An append-only, durable JSON-lines file of verdicts."""
+    """An append-only, durable JSON-lines file of verdicts.
 
-    def __init__(self, path: Path) -> None:
+    ``sync``, when given, is called after each record (while it raises, the
+    record is not acknowledged; the verdicts stay in the file for the next
+    sync) and before each read: how a store that keeps the log elsewhere
+    (an object store) makes it durable there and brings in other hosts' verdicts.
+    """
+
+    def __init__(self, path: Path, *, sync: Callable[[], object] | None = None) -> None:
         self.path = Path(path)
+        self._sync = sync
 
     def record(self, verdicts: Sequence[Verdict]) -> int:
         """Append verdicts (all or none reach the disk together) and return how many."""
@@ -186,10 +174,14 @@ class FeedbackLog:
             os.fsync(fd)
         finally:
             os.close(fd)
+        if self._sync is not None:
+            self._sync()
         return len(verdicts)
 
     def read(self) -> list[Verdict]:
         """Every recorded verdict, oldest first (a torn last line is skipped; other bad lines raise)."""
+        if self._sync is not None:
+            self._sync()
         if not self.path.exists():
             return []
         lines = self.path.read_text(encoding="utf-8").split("\n")

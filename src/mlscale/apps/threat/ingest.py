@@ -19,13 +19,16 @@ format         what it is                                                       
 ``parquet``    Parquet already in one of the two schemas                        either
 ============== ================================================================ =======
 
-Labels, when the log has them, go to ``label`` / ``detailed_label`` and are
-never used as features. Every record is checked: a bad address, a port out of
-0..65535, a negative counter or a missing required column stops the ingest with
-a :class:`~mlscale.errors.DataFormatError` naming the file, the line and the
-fix. Flows are converted with Arrow kernels, a batch at a time (no Python loop
-over records); memory stays bounded by the batch size, except for Argus files,
-which the shared reader loads whole.
+The formats are read by the data stage (:mod:`mlscale.data.formats`: ``sniff``,
+``zeek``, ``nfdump``, ``argus``, ``tshark``); this module maps each one's columns
+onto the threat schemas (:mod:`mlscale.apps.threat.records`) and drives the
+ingest. Labels, when the log has them, go to ``label`` / ``detailed_label`` and
+are never used as features. Every record is checked: a bad address, a port out
+of 0..65535, a negative counter or a missing required column stops the ingest
+with a :class:`~mlscale.errors.DataFormatError` naming the file, the line and
+the fix. Flows are converted with Arrow kernels, a batch at a time (no Python
+loop over records); memory stays bounded by the batch size, except for Argus
+files, which the shared reader loads whole.
 
 >>> import pathlib, tempfile
 >>> text = ("ts,te,td,sa,da,sp,dp,pr,flg,ipkt,ibyt,opkt,obyt\\n"
@@ -41,27 +44,33 @@ which the shared reader loads whole.
 
 from __future__ import annotations
 
-import os
-import re
-import shutil
-import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Literal
+from typing import Literal
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from mlscale.apps.threat.records import col, dns_batch, first_col, flow_batch, int_column, seconds_to_time
 from mlscale.apps.threat.schema import DNS_SCHEMA, FLOW_SCHEMA, FLOW_TIME
-from mlscale.data.formats._streams import ChunkStream, iter_chunks, open_binary, stop_at_line
 from mlscale.data.formats.argus import read_binetflow
-from mlscale.data.formats.nfdump import NFDUMP_TYPES
+from mlscale.data.formats.columns import line_numbers, require_columns
+from mlscale.data.formats.nfdump import iter_nfcapd, iter_nfdump_file
+from mlscale.data.formats.sniff import (
+    BROKEN_STREAM,
+    LOG_FORMATS,
+    TSHARK_DNS_REQUIRED,
+    LogFormat,
+    first_line,
+    sniff_log,
+)
+from mlscale.data.formats.tshark import iter_tshark_fields, tshark_columns
 from mlscale.data.formats.zeek import ZeekLog
-from mlscale.errors import DataError, DataFormatError, DependencyError
+from mlscale.data.writers import PartWriter
+from mlscale.errors import DataError, DataFormatError, DatasetNotFoundError
 
 __all__ = [
     "DEFAULT_BATCH_ROWS",
@@ -78,12 +87,13 @@ __all__ = [
     "list_sources",
     "read_dns",
     "read_flows",
+    "resolve_data",
 ]
 
 DEFAULT_BATCH_ROWS = 1 << 18
-Format = Literal["zeek-conn", "nfdump-csv", "nfcapd", "argus", "zeek-dns", "tshark-dns", "parquet"]
+Format = LogFormat
 Kind = Literal["flows", "dns"]
-FORMATS: tuple[str, ...] = ("zeek-conn", "nfdump-csv", "nfcapd", "argus", "zeek-dns", "tshark-dns", "parquet")
+FORMATS: tuple[str, ...] = LOG_FORMATS
 _KIND: dict[str, Kind] = {
     "zeek-conn": "flows",
     "nfdump-csv": "flows",
@@ -92,11 +102,6 @@ _KIND: dict[str, Kind] = {
     "zeek-dns": "dns",
     "tshark-dns": "dns",
 }
-_NFCAPD_MAGIC = b"\x0c\xa5"
-_PARQUET_MAGIC = b"PAR1"
-_IPV4 = r"^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$"
-_IPV6 = r"^[0-9A-Fa-f]{0,4}(:[0-9A-Fa-f]{0,4}){1,7}(:(([0-9]{1,3}\.){3}[0-9]{1,3}))?(%[0-9A-Za-z._-]+)?$"
-_TSHARK_REQUIRED = ("frame.time_epoch", "dns.qry.name")
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,21 +116,11 @@ class SourceFile:
 # -- detection ----------------------------------------------------------------------------
 
 
-def _head(path: Path, size: int = 65_536) -> bytes:
-    with open_binary(path) as stream:
-        return stream.read(size)
-
-
 def detect_format(path: Path) -> SourceFile:
     """What ``path`` holds, from its first bytes; an unknown layout raises a DataFormatError."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
-    with path.open("rb") as raw:
-        magic = raw.read(4)
-    if magic.startswith(_NFCAPD_MAGIC):
-        return SourceFile(path, "nfcapd", "flows")
-    if magic == _PARQUET_MAGIC:
+    fmt = sniff_log(path)
+    if fmt == "parquet":
         names = pq.read_schema(path).names
         if set(FLOW_SCHEMA.names) <= set(names):
             return SourceFile(path, "parquet", "flows")
@@ -136,42 +131,15 @@ def detect_format(path: Path) -> SourceFile:
             path=str(path),
             hint="make it with `mlscale threat ingest`",
         )
-    head = _head(path)
-    text = head.lstrip().decode("utf-8", "replace")
-    first = text.splitlines()[0] if text else ""
-    if not first:
-        raise DataFormatError("empty file", path=str(path))
-    if first.startswith(("#separator", "#fields", "#set_separator", "#path")):
-        fields: list[str] = []
-        log_path = ""
-        for line in text.splitlines():
-            if line.startswith("#fields"):
-                fields = line.split("\t")[1:] if "\t" in line else line.split()[1:]
-            elif line.startswith("#path"):
-                log_path = line.split()[-1]
-        zkind = _zeek_kind(fields, log_path)
-        return SourceFile(path, "zeek-dns" if zkind == "dns" else "zeek-conn", zkind)
-    if first.startswith("{"):
-        kind: Kind = "dns" if '"query"' in first else "flows"
-        return SourceFile(path, "zeek-dns" if kind == "dns" else "zeek-conn", kind)
-    if first.startswith("ts,te,"):
-        return SourceFile(path, "nfdump-csv", "flows")
-    if first.startswith("StartTime,"):
-        return SourceFile(path, "argus", "flows")
-    names = [n.strip().strip('"') for n in first.split(",")]
-    if all(n in names for n in _TSHARK_REQUIRED):
-        return SourceFile(path, "tshark-dns", "dns")
-    raise DataFormatError(
-        f"cannot tell the format from the first line {first[:80]!r}",
-        path=str(path),
-        line=1,
-        hint="expected a Zeek conn/dns log, `nfdump -o csv` output, an nfcapd file, an Argus "
-        "binetflow CSV or a tshark fields CSV with a header",
-    )
-
-
-def _zeek_kind(fields: list[str], log_path: str) -> Kind:
-    return "dns" if "query" in fields or log_path == "dns" else "flows"
+    if fmt is None:
+        raise DataFormatError(
+            f"cannot tell the format from the first line {first_line(path)[:80]!r}",
+            path=str(path),
+            line=1,
+            hint="expected a Zeek conn/dns log, `nfdump -o csv` output, an nfcapd file, an Argus "
+            "binetflow CSV or a tshark fields CSV with a header",
+        )
+    return SourceFile(path, fmt, _KIND[fmt])
 
 
 def list_sources(spec: Path, kind: Kind | None = None) -> list[SourceFile]:
@@ -207,202 +175,7 @@ def list_sources(spec: Path, kind: Kind | None = None) -> list[SourceFile]:
     return found
 
 
-# -- checks ---------------------------------------------------------------------------------
-
-
-def _first_bad(mask: pa.Array | pa.ChunkedArray) -> int | None:
-    """Index of the first True in a boolean array (nulls count as False)."""
-    arr = np.asarray(pc.fill_null(mask, False).to_numpy(zero_copy_only=False), dtype=bool)
-    hits = np.flatnonzero(arr)
-    return int(hits[0]) if hits.size else None
-
-
-def _check_ips(values: pa.Array, lines: np.ndarray, where: str, column: str, *, allow_null: bool = False) -> None:
-    valid = pc.or_(pc.match_substring_regex(values, _IPV4), pc.match_substring_regex(values, _IPV6))
-    bad = pc.invert(pc.fill_null(valid, allow_null))
-    i = _first_bad(bad)
-    if i is not None:
-        value = values[i].as_py()
-        raise DataFormatError(
-            f"{column}: {'missing' if value is None else f'not an IP address: {value!r}'}",
-            path=where,
-            line=int(lines[i]) or None,
-            hint="expected IPv4 (10.0.0.1) or IPv6 (fe80::1) text",
-        )
-
-
-def _check_range(
-    values: pa.Array, lines: np.ndarray, where: str, column: str, low: int, high: int | None = None
-) -> None:
-    bad = pc.less(values, low) if high is None else pc.or_(pc.less(values, low), pc.greater(values, high))
-    i = _first_bad(bad)
-    if i is not None:
-        expected = f">= {low}" if high is None else f"in {low}..{high}"
-        raise DataFormatError(
-            f"{column}: expected a number {expected}, found {values[i].as_py()}",
-            path=where,
-            line=int(lines[i]) or None,
-        )
-
-
-def _missing(names: list[str], required: tuple[str, ...], where: str, what: str, line: int | None) -> None:
-    absent = [n for n in required if n not in names]
-    if absent:
-        raise DataFormatError(
-            f"{what}: missing column(s) {', '.join(absent)}",
-            path=where,
-            line=line,
-            hint=f"expected the columns {', '.join(required)}; found {', '.join(names[:20])}",
-        )
-
-
-_CONVERSION = re.compile(r"column #(\d+): CSV conversion error to (\w+): invalid value '(.*)'$", re.S)
-
-
-def _csv_error(message: str, names: list[str], source: Path | None) -> tuple[str, int | None]:
-    """A readable reason for an Arrow CSV error, and its line when the file can be searched."""
-    message = message.replace("CSV parse error: ", "").strip()
-    m = _CONVERSION.search(message)
-    if not m:
-        return message, None
-    index, target, value = int(m.group(1)), m.group(2), m.group(3)
-    name = names[index] if index < len(names) else f"#{index}"
-    reason = f"column {name!r}: expected {target}, found {value!r}"
-    if source is None:
-        return reason, None
-    # Only reached on a failure: find the line by scanning the text once.
-    with open_binary(source) as stream:
-        for number, raw in enumerate(stream, start=1):
-            if number == 1:
-                continue
-            fields = raw.decode("utf-8", "replace").rstrip("\r\n").split(",")
-            if index < len(fields) and fields[index].strip('"') == value:
-                return reason, number
-    return reason, None
-
-
-# -- column helpers ---------------------------------------------------------------------------
-
-
-def _col(batch: pa.RecordBatch, name: str) -> pa.Array | None:
-    i = batch.schema.get_field_index(name)
-    return batch.column(i) if i >= 0 else None
-
-
-def _int(values: pa.Array | None, n: int, target: pa.DataType | None = None, fill: int = 0) -> pa.Array:
-    target = target or pa.int64()
-    if values is None:
-        return pa.array(np.full(n, fill), type=target)
-    return pc.fill_null(values.cast(target), fill)
-
-
-def _text(values: pa.Array | None, n: int) -> pa.Array:
-    if values is None:
-        return pa.nulls(n, pa.string())
-    out = values.cast(pa.string())
-    # "(empty)" and "" both mean no value for labels and states.
-    return pc.if_else(pc.equal(out, ""), pa.scalar(None, pa.string()), out)
-
-
-def _seconds_to_time(values: pa.Array) -> pa.Array:
-    if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
-        return values.cast(pa.timestamp("us", "UTC")).cast(pa.int64()).cast(FLOW_TIME)
-    if pa.types.is_timestamp(values.type):
-        return values.cast(FLOW_TIME)
-    micros = pc.round(pc.multiply(values.cast(pa.float64()), 1e6))
-    return micros.cast(pa.int64()).cast(FLOW_TIME)
-
-
-def _lines(start: int, n: int, first_line: int) -> np.ndarray:
-    return np.arange(start, start + n, dtype=np.int64) + first_line
-
-
-def _flow_batch(
-    where: str,
-    lines: np.ndarray,
-    *,
-    flow_id: pa.Array | None,
-    ts: pa.Array,
-    src_ip: pa.Array,
-    src_port: pa.Array | None,
-    dst_ip: pa.Array,
-    dst_port: pa.Array | None,
-    proto: pa.Array,
-    service: pa.Array | None,
-    duration: pa.Array | None,
-    src_bytes: pa.Array | None,
-    dst_bytes: pa.Array | None,
-    src_pkts: pa.Array | None,
-    dst_pkts: pa.Array | None,
-    state: pa.Array | None,
-    label: pa.Array | None,
-    detailed_label: pa.Array | None,
-) -> pa.RecordBatch:
-    """Assemble and check one batch of the flow schema."""
-    n = len(lines)
-    src_ip = pc.utf8_trim_whitespace(src_ip.cast(pa.string()))
-    dst_ip = pc.utf8_trim_whitespace(dst_ip.cast(pa.string()))
-    _check_ips(src_ip, lines, where, "source address")
-    _check_ips(dst_ip, lines, where, "destination address")
-    ports = []
-    for name, values in (("source port", src_port), ("destination port", dst_port)):
-        wide = _int(values, n)
-        _check_range(wide, lines, where, name, 0, 65535)
-        ports.append(wide.cast(pa.int32()))
-    counters = []
-    for name, values in (
-        ("source bytes", src_bytes),
-        ("destination bytes", dst_bytes),
-        ("source packets", src_pkts),
-        ("destination packets", dst_pkts),
-    ):
-        wide = _int(values, n)
-        _check_range(wide, lines, where, name, 0)
-        counters.append(wide)
-    i = _first_bad(pc.is_null(ts))
-    if i is not None:
-        raise DataFormatError("missing start time", path=where, line=int(lines[i]) or None)
-    dur = pa.array(np.zeros(n)) if duration is None else pc.fill_null(duration.cast(pa.float64()), 0.0)
-    proto_text = pc.utf8_lower(pc.utf8_trim_whitespace(pc.fill_null(proto.cast(pa.string()), "")))
-    arrays = [
-        pa.array(lines),
-        _text(flow_id, n),
-        ts,
-        src_ip,
-        ports[0],
-        dst_ip,
-        ports[1],
-        proto_text,
-        _text(service, n),
-        dur,
-        *counters,
-        _text(state, n),
-        _text(label, n),
-        _text(detailed_label, n),
-    ]
-    return pa.RecordBatch.from_arrays(arrays, schema=FLOW_SCHEMA)
-
-
 # -- flows: Zeek ------------------------------------------------------------------------------
-
-
-def _zeek_first_record_line(path: Path) -> int:
-    """1-based line of the first record of a TSV log (after its ``#`` header), 1 for JSON."""
-    with open_binary(path) as stream:
-        for number, raw in enumerate(stream, start=1):
-            if raw.strip() and not raw.startswith(b"#"):
-                return number
-    return 1
-
-
-def _zeek_fields_line(path: Path) -> int | None:
-    with open_binary(path) as stream:
-        for number, raw in enumerate(stream, start=1):
-            if raw.startswith(b"#fields"):
-                return number
-            if not raw.startswith(b"#"):
-                return None
-    return None
 
 
 _ZEEK_CONN_REQUIRED = ("ts", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "proto")
@@ -411,161 +184,78 @@ _LABEL_NAMES = ("label", "Label")
 _DETAILED_NAMES = ("detailedlabel", "detailed_label", "detailed-label")
 
 
-def _first_col(batch: pa.RecordBatch, names: tuple[str, ...]) -> pa.Array | None:
-    for name in names:
-        values = _col(batch, name)
-        if values is not None:
-            return values
-    return None
-
-
 def _zeek_batches(
     path: Path, batch_rows: int, required: tuple[str, ...], what: str
 ) -> Iterator[tuple[pa.RecordBatch, np.ndarray]]:
     log = ZeekLog(path, batch_rows=batch_rows)
-    names = log.schema.names
-    _missing(list(names), required, str(path), what, None if log.is_json else _zeek_fields_line(path))
-    first = 1 if log.is_json else _zeek_first_record_line(path)
+    require_columns(list(log.schema.names), required, str(path), what, log.fields_line)
+    first = log.first_record_line
     done = 0
     for batch in log:
-        yield batch, _lines(done, batch.num_rows, first)
+        yield batch, line_numbers(done, batch.num_rows, first)
         done += batch.num_rows
 
 
 def _iter_zeek_conn(path: Path, batch_rows: int) -> Iterator[pa.RecordBatch]:
     where = str(path)
     for b, lines in _zeek_batches(path, batch_rows, _ZEEK_CONN_REQUIRED, "not a Zeek conn log"):
-        orig = _col(b, "orig_ip_bytes")
-        resp = _col(b, "resp_ip_bytes")
-        yield _flow_batch(
+        orig = col(b, "orig_ip_bytes")
+        resp = col(b, "resp_ip_bytes")
+        yield flow_batch(
             where,
             lines,
-            flow_id=_col(b, "uid"),
-            ts=_seconds_to_time(b.column(b.schema.get_field_index("ts"))),
+            flow_id=col(b, "uid"),
+            ts=seconds_to_time(b.column(b.schema.get_field_index("ts")), lines),
             src_ip=b.column(b.schema.get_field_index("id.orig_h")),
-            src_port=_col(b, "id.orig_p"),
+            src_port=col(b, "id.orig_p"),
             dst_ip=b.column(b.schema.get_field_index("id.resp_h")),
-            dst_port=_col(b, "id.resp_p"),
+            dst_port=col(b, "id.resp_p"),
             proto=b.column(b.schema.get_field_index("proto")),
-            service=_col(b, "service"),
-            duration=_col(b, "duration"),
-            src_bytes=orig if orig is not None else _col(b, "orig_bytes"),
-            dst_bytes=resp if resp is not None else _col(b, "resp_bytes"),
-            src_pkts=_col(b, "orig_pkts"),
-            dst_pkts=_col(b, "resp_pkts"),
-            state=_col(b, "conn_state"),
-            label=_first_col(b, _LABEL_NAMES),
-            detailed_label=_first_col(b, _DETAILED_NAMES),
+            service=col(b, "service"),
+            duration=col(b, "duration"),
+            src_bytes=orig if orig is not None else col(b, "orig_bytes"),
+            dst_bytes=resp if resp is not None else col(b, "resp_bytes"),
+            src_pkts=col(b, "orig_pkts"),
+            dst_pkts=col(b, "resp_pkts"),
+            state=col(b, "conn_state"),
+            label=first_col(b, _LABEL_NAMES),
+            detailed_label=first_col(b, _DETAILED_NAMES),
         )
 
 
 # -- flows: nfdump ------------------------------------------------------------------------------
 
 
-_NFDUMP_REQUIRED = ("ts", "td", "sa", "da", "sp", "dp", "pr", "ipkt", "ibyt")
-
-
-def _nfdump_batches(
-    stream: IO[bytes], where: str, batch_rows: int, source: Path | None = None
-) -> Iterator[pa.RecordBatch]:
-    header = stream.readline().decode("utf-8", "replace").strip()
-    names = header.split(",")
-    if names[:2] != ["ts", "te"]:
-        raise DataFormatError(
-            f"expected nfdump's CSV header 'ts,te,td,sa,da,...', found {header[:60]!r}",
-            path=where,
-            line=1,
-            hint="make the file with `nfdump -r FILE -o csv`",
+def _nfdump_flows(batches: Iterator[tuple[pa.RecordBatch, np.ndarray]], where: str) -> Iterator[pa.RecordBatch]:
+    for b, lines in batches:
+        yield flow_batch(
+            where,
+            lines,
+            flow_id=None,
+            ts=b.column(b.schema.get_field_index("ts")).cast(FLOW_TIME),
+            src_ip=b.column(b.schema.get_field_index("sa")),
+            src_port=col(b, "sp"),
+            dst_ip=b.column(b.schema.get_field_index("da")),
+            dst_port=col(b, "dp"),
+            proto=b.column(b.schema.get_field_index("pr")),
+            service=None,
+            duration=col(b, "td"),
+            src_bytes=col(b, "ibyt"),
+            dst_bytes=col(b, "obyt"),
+            src_pkts=col(b, "ipkt"),
+            dst_pkts=col(b, "opkt"),
+            state=col(b, "flg"),
+            label=None,
+            detailed_label=None,
         )
-    _missing(names, _NFDUMP_REQUIRED, where, "not nfdump CSV", 1)
-    types = {name: NFDUMP_TYPES[name] for name in names if name in NFDUMP_TYPES}
-    types.update({name: pa.string() for name in names if name not in NFDUMP_TYPES})
-    chunks = stop_at_line(iter_chunks(stream), b"Summary")
-    try:
-        reader = pacsv.open_csv(
-            ChunkStream(chunks),
-            read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 22),
-            parse_options=pacsv.ParseOptions(quote_char=False),
-            convert_options=pacsv.ConvertOptions(
-                column_types=types,
-                timestamp_parsers=["%Y-%m-%d %H:%M:%S", pacsv.ISO8601],
-                include_columns=[n for n in names if n in _NFDUMP_COLUMNS],
-            ),
-        )
-        done = 0
-        for raw in reader:
-            for start in range(0, raw.num_rows, batch_rows):
-                b = raw.slice(start, batch_rows)
-                lines = _lines(done, b.num_rows, 2)
-                done += b.num_rows
-                yield _flow_batch(
-                    where,
-                    lines,
-                    flow_id=None,
-                    ts=b.column(b.schema.get_field_index("ts")).cast(FLOW_TIME),
-                    src_ip=b.column(b.schema.get_field_index("sa")),
-                    src_port=_col(b, "sp"),
-                    dst_ip=b.column(b.schema.get_field_index("da")),
-                    dst_port=_col(b, "dp"),
-                    proto=b.column(b.schema.get_field_index("pr")),
-                    service=None,
-                    duration=_col(b, "td"),
-                    src_bytes=_col(b, "ibyt"),
-                    dst_bytes=_col(b, "obyt"),
-                    src_pkts=_col(b, "ipkt"),
-                    dst_pkts=_col(b, "opkt"),
-                    state=_col(b, "flg"),
-                    label=None,
-                    detailed_label=None,
-                )
-    except pa.ArrowInvalid as err:
-        reason, line = _csv_error(str(err), names, source)
-        raise DataFormatError(
-            reason, path=where, line=line, hint="expected nfdump CSV rows (`nfdump -o csv`) up to the 'Summary' trailer"
-        ) from None
-
-
-_NFDUMP_COLUMNS = frozenset({"ts", "td", "sa", "da", "sp", "dp", "pr", "flg", "ipkt", "ibyt", "opkt", "obyt"})
 
 
 def _iter_nfdump_csv(path: Path, batch_rows: int) -> Iterator[pa.RecordBatch]:
-    with open_binary(path) as stream:
-        yield from _nfdump_batches(stream, str(path), batch_rows, path)
+    yield from _nfdump_flows(iter_nfdump_file(path, batch_rows=batch_rows), str(path))
 
 
 def _iter_nfcapd(path: Path, batch_rows: int, nfdump: str = "nfdump") -> Iterator[pa.RecordBatch]:
-    tool = shutil.which(nfdump)
-    if tool is None:
-        raise DependencyError(
-            f"{path}: reading nfcapd files needs the nfdump tool ({nfdump!r}), which is not installed",
-            hint="install it (Debian/Ubuntu: `apt-get install nfdump`, macOS: `brew install nfdump`), "
-            "or convert the file elsewhere with `nfdump -r FILE -o csv > FILE.csv` and ingest the CSV",
-        )
-    env = dict(os.environ, TZ="UTC")
-    with subprocess.Popen(
-        [tool, "-r", str(path), "-o", "csv"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-    ) as proc:
-        assert proc.stdout is not None
-        assert proc.stderr is not None
-        try:
-            yield from _nfdump_batches(proc.stdout, f"{path} (via nfdump)", batch_rows)
-        except DataFormatError:
-            proc.kill()
-            err = proc.stderr.read().decode("utf-8", "replace").strip()
-            proc.wait()
-            if err:
-                raise DataFormatError(f"nfdump cannot read it: {err.splitlines()[-1]}", path=str(path)) from None
-            raise
-        proc.stdout.read()
-        err = proc.stderr.read().decode("utf-8", "replace").strip()
-        if proc.wait() != 0:
-            raise DataFormatError(
-                f"nfdump failed (exit {proc.returncode}): {err.splitlines()[-1] if err else 'no message'}",
-                path=str(path),
-            )
+    yield from _nfdump_flows(iter_nfcapd(path, batch_rows=batch_rows, nfdump=nfdump), f"{path} (via nfdump)")
 
 
 # -- flows: Argus ----------------------------------------------------------------------------------
@@ -577,37 +267,37 @@ _ARGUS_REQUIRED = ("StartTime", "Proto", "SrcAddr", "Sport", "DstAddr", "Dport",
 def _iter_argus(path: Path, batch_rows: int) -> Iterator[pa.RecordBatch]:
     where = str(path)
     table = read_binetflow(path)
-    _missing(table.column_names, _ARGUS_REQUIRED, where, "not an Argus binetflow file", 1)
+    require_columns(table.column_names, _ARGUS_REQUIRED, where, "not an Argus binetflow file", 1)
     for offset in range(0, max(table.num_rows, 1), batch_rows):
         t = table.slice(offset, batch_rows).combine_chunks()
         if t.num_rows == 0:
             return
         b = t.to_batches()[0]
-        lines = _lines(offset, b.num_rows, 2)
-        tot_bytes = _int(_col(b, "TotBytes"), b.num_rows)
-        tot_pkts = _int(_col(b, "TotPkts"), b.num_rows)
-        src_b = _col(b, "SrcBytes")
-        src_bytes = tot_bytes if src_b is None else _int(src_b, b.num_rows)
-        src_p = _col(b, "SrcPkts")
-        src_pkts = tot_pkts if src_p is None else _int(src_p, b.num_rows)
-        yield _flow_batch(
+        lines = line_numbers(offset, b.num_rows, 2)
+        tot_bytes = int_column(col(b, "TotBytes"), b.num_rows)
+        tot_pkts = int_column(col(b, "TotPkts"), b.num_rows)
+        src_b = col(b, "SrcBytes")
+        src_bytes = tot_bytes if src_b is None else int_column(src_b, b.num_rows)
+        src_p = col(b, "SrcPkts")
+        src_pkts = tot_pkts if src_p is None else int_column(src_p, b.num_rows)
+        yield flow_batch(
             where,
             lines,
             flow_id=None,
             ts=b.column(b.schema.get_field_index("StartTime")).cast(FLOW_TIME),
             src_ip=b.column(b.schema.get_field_index("SrcAddr")),
-            src_port=_col(b, "Sport"),
+            src_port=col(b, "Sport"),
             dst_ip=b.column(b.schema.get_field_index("DstAddr")),
-            dst_port=_col(b, "Dport"),
+            dst_port=col(b, "Dport"),
             proto=b.column(b.schema.get_field_index("Proto")),
             service=None,
-            duration=_col(b, "Dur"),
+            duration=col(b, "Dur"),
             src_bytes=src_bytes,
             dst_bytes=pc.max_element_wise(pc.subtract(tot_bytes, src_bytes), 0),
             src_pkts=src_pkts,
             dst_pkts=pc.max_element_wise(pc.subtract(tot_pkts, src_pkts), 0),
-            state=_col(b, "State"),
-            label=_col(b, "Label"),
+            state=col(b, "State"),
+            label=col(b, "Label"),
             detailed_label=None,
         )
 
@@ -615,86 +305,29 @@ def _iter_argus(path: Path, batch_rows: int) -> Iterator[pa.RecordBatch]:
 # -- DNS -------------------------------------------------------------------------------------------
 
 
-def _dns_batch(
-    where: str,
-    lines: np.ndarray,
-    *,
-    flow_id: pa.Array | None,
-    ts: pa.Array,
-    client_ip: pa.Array,
-    server_ip: pa.Array,
-    query: pa.Array,
-    qtype: pa.Array | None,
-    rcode: pa.Array | None,
-    frame_len: pa.Array | None,
-    label: pa.Array | None,
-    detailed_label: pa.Array | None,
-) -> pa.RecordBatch:
-    n = len(lines)
-    client_ip = pc.utf8_trim_whitespace(client_ip.cast(pa.string()))
-    server_ip = pc.utf8_trim_whitespace(server_ip.cast(pa.string()))
-    _check_ips(client_ip, lines, where, "client address")
-    _check_ips(server_ip, lines, where, "server address", allow_null=True)
-    i = _first_bad(pc.is_null(ts))
-    if i is not None:
-        raise DataFormatError("missing time", path=where, line=int(lines[i]) or None)
-    name = pc.utf8_lower(pc.fill_null(query.cast(pa.string()), ""))
-    name = pc.replace_substring_regex(name, r"\.$", "")
-    arrays = [
-        pa.array(lines),
-        _text(flow_id, n),
-        ts,
-        client_ip,
-        server_ip,
-        name,
-        _int(qtype, n, pa.int32(), -1),
-        _int(rcode, n, pa.int32(), -1),
-        _int(frame_len, n, pa.int32(), -1),
-        _text(label, n),
-        _text(detailed_label, n),
-    ]
-    return pa.RecordBatch.from_arrays(arrays, schema=DNS_SCHEMA)
-
-
 def _iter_zeek_dns(path: Path, batch_rows: int) -> Iterator[pa.RecordBatch]:
     where = str(path)
     for b, lines in _zeek_batches(path, batch_rows, _ZEEK_DNS_REQUIRED, "not a Zeek dns log"):
-        yield _dns_batch(
+        yield dns_batch(
             where,
             lines,
-            flow_id=_col(b, "uid"),
-            ts=_seconds_to_time(b.column(b.schema.get_field_index("ts"))),
+            flow_id=col(b, "uid"),
+            ts=seconds_to_time(b.column(b.schema.get_field_index("ts")), lines),
             client_ip=b.column(b.schema.get_field_index("id.orig_h")),
             server_ip=b.column(b.schema.get_field_index("id.resp_h")),
             query=b.column(b.schema.get_field_index("query")),
-            qtype=_col(b, "qtype"),
-            rcode=_col(b, "rcode"),
+            qtype=col(b, "qtype"),
+            rcode=col(b, "rcode"),
             frame_len=None,
-            label=_first_col(b, _LABEL_NAMES),
-            detailed_label=_first_col(b, _DETAILED_NAMES),
+            label=first_col(b, _LABEL_NAMES),
+            detailed_label=first_col(b, _DETAILED_NAMES),
         )
-
-
-_TSHARK_TYPES = {
-    "frame.time_epoch": pa.float64(),
-    "frame.len": pa.int64(),
-    "ip.src": pa.string(),
-    "ip.dst": pa.string(),
-    "ipv6.src": pa.string(),
-    "ipv6.dst": pa.string(),
-    "dns.qry.name": pa.string(),
-    "dns.qry.type": pa.int64(),
-    "dns.flags.rcode": pa.int64(),
-    "dns.flags.response": pa.string(),
-}
 
 
 def _iter_tshark(path: Path, batch_rows: int) -> Iterator[pa.RecordBatch]:
     where = str(path)
-    with open_binary(path) as stream:
-        header = stream.readline().decode("utf-8", "replace").strip()
-    names = [n.strip().strip('"') for n in header.split(",")]
-    _missing(names, _TSHARK_REQUIRED, where, "not a tshark DNS fields CSV", 1)
+    names = tshark_columns(path)
+    require_columns(names, TSHARK_DNS_REQUIRED, where, "not a tshark DNS fields CSV", 1)
     if not any(n in names for n in ("ip.src", "ipv6.src")) or not any(n in names for n in ("ip.dst", "ipv6.dst")):
         raise DataFormatError(
             "not a tshark DNS fields CSV: missing ip.src/ip.dst (or ipv6.src/ipv6.dst)",
@@ -702,54 +335,36 @@ def _iter_tshark(path: Path, batch_rows: int) -> Iterator[pa.RecordBatch]:
             line=1,
             hint="export with -e ip.src -e ip.dst",
         )
-    types = {n: _TSHARK_TYPES.get(n, pa.string()) for n in names}
-    try:
-        with open_binary(path) as stream:
-            reader = pacsv.open_csv(
-                stream,
-                read_options=pacsv.ReadOptions(block_size=1 << 22),
-                convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=True, null_values=[""]),
-            )
-            done = 0
-            for raw in reader:
-                for start in range(0, raw.num_rows, batch_rows):
-                    b = raw.slice(start, batch_rows)
-                    lines = _lines(done, b.num_rows, 2)
-                    done += b.num_rows
-                    yield _tshark_batch(b, lines, where)
-    except pa.ArrowInvalid as err:
-        reason, line = _csv_error(str(err), names, path)
-        raise DataFormatError(
-            reason, path=where, line=line, hint="expected `tshark -T fields -E header=y -E separator=,` output"
-        ) from None
+    for b, lines in iter_tshark_fields(path, batch_rows=batch_rows):
+        yield _tshark_batch(b, lines, where)
 
 
 def _tshark_batch(b: pa.RecordBatch, lines: np.ndarray, where: str) -> pa.RecordBatch:
-    src = _first_col(b, ("ip.src",))
-    src6 = _first_col(b, ("ipv6.src",))
-    dst = _first_col(b, ("ip.dst",))
-    dst6 = _first_col(b, ("ipv6.dst",))
+    src = first_col(b, ("ip.src",))
+    src6 = first_col(b, ("ipv6.src",))
+    dst = first_col(b, ("ip.dst",))
+    dst6 = first_col(b, ("ipv6.dst",))
     src = src6 if src is None else src if src6 is None else pc.coalesce(src, src6)
     dst = dst6 if dst is None else dst if dst6 is None else pc.coalesce(dst, dst6)
     assert src is not None
     assert dst is not None
-    response = _col(b, "dns.flags.response")
+    response = col(b, "dns.flags.response")
     if response is None:
         # Spot captured responses only (`dns.flags.response == 1`): the client is the destination.
         is_response = pa.array(np.ones(b.num_rows, dtype=bool))
     else:
         is_response = pc.fill_null(pc.is_in(pc.utf8_lower(response), pa.array(["1", "true"])), False)
-    return _dns_batch(
+    return dns_batch(
         where,
         lines,
         flow_id=None,
-        ts=_seconds_to_time(b.column(b.schema.get_field_index("frame.time_epoch"))),
+        ts=seconds_to_time(b.column(b.schema.get_field_index("frame.time_epoch")), lines),
         client_ip=pc.if_else(is_response, dst, src),
         server_ip=pc.if_else(is_response, src, dst),
         query=b.column(b.schema.get_field_index("dns.qry.name")),
-        qtype=_col(b, "dns.qry.type"),
-        rcode=_col(b, "dns.flags.rcode"),
-        frame_len=_col(b, "frame.len"),
+        qtype=col(b, "dns.qry.type"),
+        rcode=col(b, "dns.flags.rcode"),
+        frame_len=col(b, "frame.len"),
         label=None,
         detailed_label=None,
     )
@@ -786,15 +401,32 @@ def _flow_reader(src: SourceFile, nfdump: str) -> Callable[[Path, int], Iterator
 def iter_records(
     src: SourceFile, *, batch_rows: int = DEFAULT_BATCH_ROWS, nfdump: str = "nfdump"
 ) -> Iterator[pa.RecordBatch]:
-    """Batches of one recognised file, in the flow or DNS schema (``src.kind``)."""
-    if src.kind == "flows":
-        yield from _flow_reader(src, nfdump)(src.path, batch_rows)
-    elif src.format == "zeek-dns":
-        yield from _iter_zeek_dns(src.path, batch_rows)
-    elif src.format == "tshark-dns":
-        yield from _iter_tshark(src.path, batch_rows)
-    else:
-        yield from _iter_parquet(src.path, batch_rows, DNS_SCHEMA)
+    """Batches of one recognised file, in the flow or DNS schema (``src.kind``).
+
+    A broken file (a cut-short gzip stream, records Arrow cannot read) raises a
+    :class:`~mlscale.errors.DataFormatError` naming it, never a gzip or Arrow traceback.
+    """
+    try:
+        if src.kind == "flows":
+            yield from _flow_reader(src, nfdump)(src.path, batch_rows)
+        elif src.format == "zeek-dns":
+            yield from _iter_zeek_dns(src.path, batch_rows)
+        elif src.format == "tshark-dns":
+            yield from _iter_tshark(src.path, batch_rows)
+        else:
+            yield from _iter_parquet(src.path, batch_rows, DNS_SCHEMA)
+    except BROKEN_STREAM as err:
+        raise DataFormatError(
+            f"corrupt or truncated compressed file ({err})",
+            path=str(src.path),
+            hint="the download or copy was probably cut short: fetch the file again",
+        ) from None
+    except DataFormatError as err:
+        if err.path is not None:
+            raise
+        raise DataFormatError(err.reason, path=str(src.path), line=err.line, hint=err.hint) from None
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
+        raise DataFormatError(f"cannot read the records ({err})", path=str(src.path)) from None
 
 
 def iter_flows(
@@ -848,18 +480,20 @@ def ingest(
     """Convert the logs of ``spec`` (a file or a folder) to Parquet parts under ``out``.
 
     Flows go to ``out/flows/part-NNNNN.parquet``, DNS records to ``out/dns/``; a part
-    holds at most ``part_rows`` rows. Writing is streamed (bounded memory) and each
-    part becomes visible only once complete.
+    holds at most ``part_rows`` rows. Writing is streamed (bounded memory) by
+    :class:`~mlscale.data.writers.PartWriter`: each folder is swapped in (replacing an
+    earlier one) only once every part of it is complete, and nothing is left on failure.
     """
     out = Path(out)
     sources = list_sources(Path(spec))
     report = IngestReport(out=out)
-    writers: dict[str, _PartWriter] = {}
+    writers: dict[str, PartWriter] = {}
     try:
         for src in sources:
             kind = src.kind
             if kind not in writers:
-                writers[kind] = _PartWriter(out / kind, FLOW_SCHEMA if kind == "flows" else DNS_SCHEMA, part_rows)
+                schema = FLOW_SCHEMA if kind == "flows" else DNS_SCHEMA
+                writers[kind] = PartWriter(out / kind, rows_per_file=part_rows, schema=schema, field="--out")
             rows = 0
             for batch in iter_records(src, batch_rows=batch_rows, nfdump=nfdump):
                 writers[kind].write(batch)
@@ -870,44 +504,24 @@ def ingest(
                 report.flows += rows
             else:
                 report.dns += rows
-    finally:
         for writer in writers.values():
-            writer.close()
+            writer.commit()
+    except BaseException:
+        for writer in writers.values():
+            writer.abort()
+        raise
     return report
 
 
-class _PartWriter:
-    """Parquet parts of at most ``part_rows`` rows, each written to a temporary name and renamed."""
-
-    def __init__(self, folder: Path, schema: pa.Schema, part_rows: int) -> None:
-        self.folder = folder
-        self.schema = schema
-        self.part_rows = part_rows
-        self._writer: pq.ParquetWriter | None = None
-        self._tmp: Path | None = None
-        self._rows = 0
-        self._index = 0
-        folder.mkdir(parents=True, exist_ok=True)
-        existing = sorted(folder.glob("part-*.parquet"))
-        if existing:
-            self._index = int(existing[-1].stem.split("-")[1]) + 1
-
-    def write(self, batch: pa.RecordBatch) -> None:
-        if self._writer is None:
-            self._tmp = self.folder / f".part-{self._index:05d}.parquet.tmp"
-            self._writer = pq.ParquetWriter(str(self._tmp), self.schema, compression="zstd")
-        self._writer.write_batch(batch)
-        self._rows += batch.num_rows
-        if self._rows >= self.part_rows:
-            self._finish()
-
-    def _finish(self) -> None:
-        if self._writer is None or self._tmp is None:
-            return
-        self._writer.close()
-        self._tmp.rename(self.folder / f"part-{self._index:05d}.parquet")
-        self._writer, self._tmp, self._rows = None, None, 0
-        self._index += 1
-
-    def close(self) -> None:
-        self._finish()
+def resolve_data(spec: str, data_dir: Path) -> Path:
+    """A path as given, else a catalogue data set's folder under the data dir."""
+    path = Path(spec)
+    if path.exists():
+        return path
+    candidate = data_dir / spec
+    if candidate.exists():
+        return candidate
+    raise DatasetNotFoundError(
+        f"{spec}: no such file or folder, and no data set of that name in {data_dir}",
+        hint="pass a log file or folder, or fetch the data set with `mlscale data fetch NAME`",
+    )

@@ -23,6 +23,7 @@ registry stores; the estimator itself is never pickled.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Self
 
 import numpy as np
@@ -131,16 +132,8 @@ class OnlineLDA:
         self.learning_offset = learning_offset
         self.seed = seed
 
-    _PARAMS = (
-        "topics",
-        "passes",
-        "doc_topic_prior",
-        "topic_word_prior",
-        "batch_size",
-        "learning_decay",
-        "learning_offset",
-        "seed",
-    )
+    #: The constructor's arguments, in order: what :meth:`get_params` returns.
+    _PARAMS = tuple(inspect.signature(__init__).parameters)[1:]
 
     def get_params(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self._PARAMS}

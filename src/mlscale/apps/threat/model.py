@@ -41,6 +41,7 @@ IsolationForest when attacks are rare.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal, Self
@@ -151,18 +152,9 @@ class ThreatDetector:
         self.top_domains = top_domains
         self.user_domains = user_domains
 
-    _PARAMS = (
-        "kind",
-        "words",
-        "hour_bins",
-        "topics",
-        "passes",
-        "doc_topic_prior",
-        "topic_word_prior",
-        "batch_size",
-        "scorer",
-        "prior_strength",
-        "seed",
+    #: The constructor's JSON-able arguments (the DNS domain lists travel as artifact tables).
+    _PARAMS = tuple(
+        p for p in inspect.signature(__init__).parameters if p not in ("self", "top_domains", "user_domains")
     )
 
     def get_params(self) -> dict[str, Any]:

@@ -38,7 +38,7 @@ import pyarrow.parquet as pq
 
 from mlscale.apps.threat.feedback import EVENT_FIELDS, FeedbackLog, Verdict
 from mlscale.apps.threat.model import ThreatDetector
-from mlscale.apps.threat.schema import DNS_SCHEMA, FLOW_SCHEMA
+from mlscale.apps.threat.schema import DNS_SCHEMA, FLOW_ENDPOINT, FLOW_SCHEMA, LABEL_FIELDS, flow_fields
 from mlscale.errors import ConfigError, DataError, MlscaleError, ValidationError
 from mlscale.serve.predictor import Action, Predictor
 
@@ -58,7 +58,13 @@ __all__ = [
 #: The most records one request may carry; larger batches belong to ``mlscale threat score``.
 MAX_RECORDS = 100_000
 _Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
-_Count = Annotated[int, msgspec.Meta(ge=0)]
+# Bounds a record is checked against when it is decoded (422 naming the field), so that no value
+# overflows the int64 / int32 / timestamp columns inside a batch shared with other requests.
+_Count = Annotated[int, msgspec.Meta(ge=0, le=(1 << 63) - 1)]
+_Int32 = Annotated[int, msgspec.Meta(ge=-(1 << 31), le=(1 << 31) - 1)]
+#: Epoch seconds (microseconds must fit in int64): about the years 1678 to 2262.
+_Ts = Annotated[float, msgspec.Meta(ge=-9.2e12, le=9.2e12)]
+_Seconds = Annotated[float, msgspec.Meta(ge=0, le=1e12)]
 
 
 class Flow(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -69,8 +75,8 @@ class Flow(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     src_port: _Port = 0
     dst_port: _Port = 0
     proto: str = "tcp"
-    ts: float = 0.0
-    duration: float = 0.0
+    ts: _Ts = 0.0
+    duration: _Seconds = 0.0
     src_bytes: _Count = 0
     dst_bytes: _Count = 0
     src_pkts: _Count = 0
@@ -85,18 +91,23 @@ class Query(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     client_ip: str
     query: str
     server_ip: str | None = None
-    qtype: int = -1
-    rcode: int = -1
-    frame_len: int = -1
-    ts: float = 0.0
+    qtype: _Int32 = -1
+    rcode: _Int32 = -1
+    frame_len: _Int32 = -1
+    ts: _Ts = 0.0
     flow_id: str | None = None
 
 
 class ScoreRequest(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     """Body of ``POST /v1/models/{name}/score``: flows for a flow model, queries for a DNS model."""
 
-    flows: Annotated[list[Flow], msgspec.Meta(max_length=MAX_RECORDS)] = msgspec.field(default_factory=list)
-    queries: Annotated[list[Query], msgspec.Meta(max_length=MAX_RECORDS)] = msgspec.field(default_factory=list)
+    # Given, a list holds at least one record (the schema says so, as the server does); leave it out instead.
+    flows: Annotated[list[Flow], msgspec.Meta(min_length=1, max_length=MAX_RECORDS)] = msgspec.field(
+        default_factory=list
+    )
+    queries: Annotated[list[Query], msgspec.Meta(min_length=1, max_length=MAX_RECORDS)] = msgspec.field(
+        default_factory=list
+    )
 
 
 class RecordScore(msgspec.Struct):
@@ -142,24 +153,9 @@ def _flows_table(flows: Sequence[Flow]) -> pa.Table:
         "flow_id": pa.array([f.flow_id for f in flows], pa.string()),
         "ts": pa.array([round(f.ts * 1e6) for f in flows], pa.int64()).cast(FLOW_SCHEMA.field("ts").type),
     }
-    for name in (
-        "src_ip",
-        "src_port",
-        "dst_ip",
-        "dst_port",
-        "proto",
-        "service",
-        "duration",
-        "src_bytes",
-        "dst_bytes",
-        "src_pkts",
-        "dst_pkts",
-        "state",
-        "label",
-        "detailed_label",
-    ):
+    for name in flow_fields(without=("line", "flow_id", "ts")):
         field = FLOW_SCHEMA.field(name)
-        if name in ("service", "label", "detailed_label"):
+        if name in ("service", *LABEL_FIELDS):
             cols[name] = pa.nulls(n, field.type)
         else:
             cols[name] = pa.array([getattr(f, name) for f in flows], field.type)
@@ -188,12 +184,14 @@ def _queries_table(queries: Sequence[Query]) -> pa.Table:
 class ThreatPredictor(Predictor):
     """Serves a :class:`ThreatDetector` loaded from the registry."""
 
-    def __init__(self, model: ThreatDetector, *, model_ref: str, version: int, feedback_log: Path | None) -> None:
+    def __init__(
+        self, model: ThreatDetector, *, model_ref: str, version: int, feedback_log: FeedbackLog | Path | None
+    ) -> None:
         model._check_fitted()
         self.model = model
         self.model_ref = model_ref
         self.version = version
-        self.feedback_log = FeedbackLog(feedback_log) if feedback_log is not None else None
+        self.feedback_log = feedback_log if not isinstance(feedback_log, Path) else FeedbackLog(feedback_log)
         self._words: dict[int, str] = {}
 
     def actions(self) -> list[Action[Any]]:
@@ -326,7 +324,7 @@ def events_from_scores(
 ) -> list[Verdict]:
     """Event verdicts for the rows of a scored list (``mlscale threat score`` output) with these ranks."""
     table = _read_any(Path(path))
-    missing = [c for c in ("rank", "src_ip", "dst_ip", "src_port", "dst_port", "proto") if c not in table.column_names]
+    missing = [c for c in ("rank", *FLOW_ENDPOINT) if c not in table.column_names]
     if missing:
         raise DataError(
             f"{path}: not a flow list from `mlscale threat score` (missing {', '.join(missing)})",

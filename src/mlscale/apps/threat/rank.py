@@ -32,39 +32,42 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from mlscale.apps.threat.beacon import BeaconIndex
+from mlscale.apps.threat.evidence import DEFAULT_BEACON_WEIGHT, flow_scores
 from mlscale.apps.threat.model import ThreatDetector
+from mlscale.apps.threat.schema import dns_fields, flow_fields
 from mlscale.errors import ValidationError
 
 __all__ = ["OUTPUT_SUFFIXES", "ip_summary", "rank_records", "score_table", "write_table"]
 
 OUTPUT_SUFFIXES = (".parquet", ".csv", ".json", ".jsonl")
-_FLOW_KEEP = (
-    "flow_id",
-    "line",
-    "ts",
-    "src_ip",
-    "src_port",
-    "dst_ip",
-    "dst_port",
-    "proto",
-    "duration",
-    "src_bytes",
-    "dst_bytes",
-    "src_pkts",
-    "dst_pkts",
-    "state",
-    "label",
-    "detailed_label",
-)
-_DNS_KEEP = ("flow_id", "line", "ts", "client_ip", "server_ip", "query", "qtype", "rcode", "label", "detailed_label")
+# What a scored row keeps of its record: the id and line first, then the schema's columns.
+_FLOW_KEEP = ("flow_id", "line", *flow_fields(without=("flow_id", "line", "service")))
+_DNS_KEEP = ("flow_id", "line", *dns_fields(without=("flow_id", "line", "frame_len")))
 
 
-def score_table(model: ThreatDetector, batch: pa.RecordBatch | pa.Table) -> pa.Table:
-    """One batch scored: its kept fields plus ``score`` and per-side word codes and probabilities."""
-    s = model.score(batch)
+def score_table(
+    model: ThreatDetector,
+    batch: pa.RecordBatch | pa.Table,
+    *,
+    beacons: pa.Table | BeaconIndex | None = None,
+    beacon_weight: float = DEFAULT_BEACON_WEIGHT,
+) -> pa.Table:
+    """One batch scored: its kept fields plus ``score`` and per-side word codes and probabilities.
+
+    ``beacons`` (flow models; :func:`~mlscale.apps.threat.beacon.beacon_table` of the scored
+    log): folded into ``score`` (:mod:`~mlscale.apps.threat.evidence`) and given per flow as
+    ``beacon`` and ``beacon_reason``.
+    """
+    ev = None
+    if beacons is not None and model.kind == "flows":
+        ev = flow_scores(model, batch, beacons, weight=beacon_weight)
+        s = ev.model
+    else:
+        s = model.score(batch)
     keep = _DNS_KEEP if model.kind == "dns" else _FLOW_KEEP
     cols: dict[str, Any] = {name: batch.column(batch.schema.get_field_index(name)) for name in keep}
-    cols["score"] = pa.array(s.score)
+    cols["score"] = pa.array(s.score if ev is None else ev.score)
     if model.kind == "dns":
         cols["word_code"] = pa.array(s.src_word)
         cols["prob"] = pa.array(s.src_prob)
@@ -75,6 +78,15 @@ def score_table(model: ThreatDetector, batch: pa.RecordBatch | pa.Table) -> pa.T
         cols["dst_word_code"] = pa.array(s.dst_word)
         cols["dst_prob"] = pa.array(s.dst_prob)
         cols["known_ips"] = pa.array(s.src_known.astype(np.int8) + s.dst_known.astype(np.int8))
+    if ev is not None and beacons is not None:
+        cols["beacon"] = pa.array(ev.beacon)
+        table = beacons.table if isinstance(beacons, BeaconIndex) else beacons
+        has = ev.beacon_row >= 0
+        if has.any():
+            reasons = table.column("reason").take(pa.array(np.where(has, ev.beacon_row, 0)))
+            cols["beacon_reason"] = pc.if_else(pa.array(has), reasons, pa.scalar(None, pa.string()))
+        else:
+            cols["beacon_reason"] = pa.nulls(batch.num_rows, pa.string())
     return pa.table(cols)
 
 
@@ -94,9 +106,18 @@ def _render_words(model: ThreatDetector, codes: pa.ChunkedArray | pa.Array) -> p
 
 
 def rank_records(
-    model: ThreatDetector, batches: Iterable[pa.RecordBatch | pa.Table], *, top: int | None = None
+    model: ThreatDetector,
+    batches: Iterable[pa.RecordBatch | pa.Table],
+    *,
+    top: int | None = None,
+    beacons: pa.Table | None = None,
+    beacon_weight: float = DEFAULT_BEACON_WEIGHT,
 ) -> pa.Table:
-    """Score every record and rank them, most suspicious first (only the ``top`` first when given)."""
+    """Score every record and rank them, most suspicious first (only the ``top`` first when given).
+
+    ``beacons``: the scored log's beacon evidence, folded into flow scores (see :func:`score_table`).
+    """
+    index = BeaconIndex(beacons) if beacons is not None else None
     if top is not None and top < 1:
         raise ValidationError(f"expected >= 1, got {top}", field="top")
     parts: list[pa.Table] = []
@@ -104,13 +125,16 @@ def rank_records(
     for batch in batches:
         if batch.num_rows == 0:
             continue
-        scored = score_table(model, batch)
+        scored = score_table(model, batch, beacons=index, beacon_weight=beacon_weight)
         parts.append(_smallest(scored, top) if top is not None else scored)
         kept += parts[-1].num_rows
         if top is not None and kept > 4 * top:
             parts = [_smallest(pa.concat_tables(parts), top)]
             kept = parts[0].num_rows
-    table = score_table(model, _empty_batch(model)) if not parts else pa.concat_tables(parts)
+    if not parts:
+        table = score_table(model, _empty_batch(model), beacons=beacons, beacon_weight=beacon_weight)
+    else:
+        table = pa.concat_tables(parts)
     order = pc.sort_indices(table, sort_keys=[("score", "ascending"), ("line", "ascending")])
     if top is not None:
         order = order[:top]

@@ -17,24 +17,17 @@ import numpy as np
 import pyarrow as pa
 
 from mlscale.apps.threat.ingest import iter_flows
+from mlscale.apps.threat.schema import FLOW_ENDPOINT, LABEL_FIELDS, flow_fields
 from mlscale.errors import DataError, ValidationError
 from mlscale.loadtest.scenario import Request, Scenario
 
 __all__ = ["ThreatScenario"]
 
 _DEFAULTS: dict[str, float] = {"batch_size": 100, "single": 0.2, "pool": 20_000}
+# What a score request sends of a flow: its endpoint, then what its words are made of.
 _FIELDS = (
-    "src_ip",
-    "dst_ip",
-    "src_port",
-    "dst_port",
-    "proto",
-    "duration",
-    "src_bytes",
-    "dst_bytes",
-    "src_pkts",
-    "dst_pkts",
-    "state",
+    *FLOW_ENDPOINT,
+    *flow_fields(without=("line", "flow_id", "ts", "service", *FLOW_ENDPOINT, *LABEL_FIELDS)),
     "flow_id",
 )
 

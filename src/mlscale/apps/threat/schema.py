@@ -36,18 +36,36 @@ DNS columns: ``line``, ``flow_id``, ``ts``, ``client_ip`` (who asked), ``server_
 unknown), ``frame_len`` (int32, -1 when the log has no frame length, as Zeek's), ``label``,
 ``detailed_label``.
 
+Every module that needs a list of these columns derives it from the schemas
+(:func:`flow_fields`, :func:`dns_fields`, :data:`FLOW_ENDPOINT`...), so a column is
+added or renamed in one place.
+
 >>> FLOW_SCHEMA.names[:5]
 ['line', 'flow_id', 'ts', 'src_ip', 'src_port']
+>>> flow_fields(without=("line", "ts", *FLOW_ENDPOINT, *FLOW_COUNTERS, *LABEL_FIELDS))
+('flow_id', 'service', 'duration', 'state')
 >>> is_malicious(pa.array(["Malicious", "Benign", None, "flow=From-Botnet-V1"])).to_pylist()
 [True, False, False, True]
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["DNS_SCHEMA", "FLOW_SCHEMA", "FLOW_TIME", "is_malicious"]
+__all__ = [
+    "DNS_SCHEMA",
+    "FLOW_COUNTERS",
+    "FLOW_ENDPOINT",
+    "FLOW_SCHEMA",
+    "FLOW_TIME",
+    "LABEL_FIELDS",
+    "dns_fields",
+    "flow_fields",
+    "is_malicious",
+]
 
 FLOW_TIME = pa.timestamp("us")
 
@@ -90,6 +108,35 @@ DNS_SCHEMA = pa.schema(
     ],
     metadata={"mlscale": "threat-dns-1"},
 )
+
+
+def _fields(schema: pa.Schema, without: Iterable[str]) -> tuple[str, ...]:
+    drop = set(without)
+    unknown = sorted(drop - set(schema.names))
+    if unknown:
+        raise ValueError(f"not columns of the schema: {', '.join(unknown)}")
+    return tuple(name for name in schema.names if name not in drop)
+
+
+def flow_fields(*, without: Iterable[str] = ()) -> tuple[str, ...]:
+    """The columns of :data:`FLOW_SCHEMA` in schema order, less ``without`` (each must be one)."""
+    return _fields(FLOW_SCHEMA, without)
+
+
+def dns_fields(*, without: Iterable[str] = ()) -> tuple[str, ...]:
+    """The columns of :data:`DNS_SCHEMA` in schema order, less ``without`` (each must be one)."""
+    return _fields(DNS_SCHEMA, without)
+
+
+#: Who talked to whom: what a feedback pattern matches on and the least a flow to score must say.
+FLOW_ENDPOINT: tuple[str, ...] = ("src_ip", "dst_ip", "src_port", "dst_port", "proto")
+#: A flow's volume counters (non-negative integers).
+FLOW_COUNTERS: tuple[str, ...] = ("src_bytes", "dst_bytes", "src_pkts", "dst_pkts")
+#: Ground truth, in both schemas: kept for evaluation only, never a feature.
+LABEL_FIELDS: tuple[str, ...] = ("label", "detailed_label")
+# The named groups are columns of the schemas (checked at import, so a rename cannot leave one behind).
+flow_fields(without=(*FLOW_ENDPOINT, *FLOW_COUNTERS, *LABEL_FIELDS))
+dns_fields(without=LABEL_FIELDS)
 
 
 def is_malicious(labels: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:

@@ -15,11 +15,11 @@ installed, as for any PySpark library.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from collections.abc import Callable, Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -28,27 +28,20 @@ import pyarrow as pa
 from mlscale.apps.threat.ingest import SourceFile, ingest
 from mlscale.apps.threat.model import ThreatDetector
 from mlscale.apps.threat.schema import DNS_SCHEMA, FLOW_SCHEMA
-from mlscale.engines.spark import SparkEngine, spark_errors
+from mlscale.engines.spark import SparkEngine, functions, spark_errors, staging_dir, to_arrow
 from mlscale.errors import DataError
 
-__all__ = ["fit_spark", "spark_words"]
+if TYPE_CHECKING:
+    from mlscale.apps.base import Job, TrainResult
+    from mlscale.apps.threat.params import LdaParams
+    from mlscale.engines import Engine
+
+__all__ = ["TRAINER", "SparkTrainer", "fit_spark", "spark_words"]
 
 Reweight = Callable[[pa.RecordBatch | pa.Table], "npt.NDArray[np.float64] | None"]
 _WORDS_SCHEMA = "ip string, word long, weight double"
 #: Smallest minibatch share of the documents (Spark's default, 0.05): at most 20 iterations per pass.
 _MIN_SUBSAMPLING = 0.05
-
-
-def _fn() -> Any:
-    from pyspark.sql import functions
-
-    return functions
-
-
-def _to_arrow(df: Any) -> pa.Table:
-    if hasattr(df, "toArrow"):
-        return df.toArrow()
-    return pa.Table.from_pandas(df.toPandas(), preserve_index=False)  # pragma: no cover - Spark < 4
 
 
 def _words_fn(detector: ThreatDetector, reweight: Reweight | None, schema: pa.Schema) -> Any:
@@ -117,9 +110,10 @@ def fit_spark(
     from pyspark.sql.functions import udf
 
     detector._check()
-    f = _fn()
+    f = functions()
     spark = engine.session
-    work = Path(tempfile.mkdtemp(prefix="mlscale-threat-spark-"))
+    cleanup = ExitStack()
+    work = cleanup.enter_context(staging_dir("mlscale-threat-spark-"))
     try:
         source = _stage(sources, work, nfdump)
         with spark_errors("computing the words"):
@@ -131,7 +125,7 @@ def fit_spark(
                     spark_words(engine, extra, detector).withColumn("weight", f.col("weight") * float(dup_factor))
                 )
             pairs = words.groupBy("ip", "word").agg(f.sum("weight").alias("count")).cache()
-            vocab = _to_arrow(pairs.groupBy("word").agg(f.sum("count").alias("n")).orderBy("word"))
+            vocab = to_arrow(pairs.groupBy("word").agg(f.sum("count").alias("n")).orderBy("word"))
             vocab_codes = vocab.column("word").to_numpy().astype(np.int64)
             word_counts = np.asarray(vocab.column("n").to_numpy(), np.float64)
             if vocab_codes.size == 0:
@@ -174,13 +168,13 @@ def fit_spark(
             )
             model = lda.fit(docs)
             topics = model.topicsMatrix().toArray()  # V x K (online: the variational lambda)
-            doc_table = _to_arrow(
+            doc_table = to_arrow(
                 model.transform(docs).select("ip", "n", _vector_to_array("topicDistribution").alias("theta"))
             )
         pairs.unpersist()
         docs.unpersist()
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        cleanup.close()
     ips = doc_table.column("ip").combine_chunks()
     theta = np.asarray(
         doc_table.column("theta").combine_chunks().flatten().to_numpy(zero_copy_only=False), np.float64
@@ -209,4 +203,30 @@ def _sparse(vector: Any, size: int, idx: list[int], counts: list[float]) -> Any:
 def _vector_to_array(column: str) -> Any:
     from pyspark.ml.functions import vector_to_array
 
-    return vector_to_array(_fn().col(column))
+    return vector_to_array(functions().col(column))
+
+
+class SparkTrainer:
+    """``mlscale train threat --engine spark``: words in Spark tasks, Spark ML's online LDA, the same artifact."""
+
+    param_defaults: Mapping[str, Any] = {}
+
+    def fit(self, engine: Engine, job: Job, params: LdaParams) -> TrainResult:
+        from mlscale.apps.threat.app import prepare
+
+        prep = prepare(job, params)
+        start = time.perf_counter()
+        detector = fit_spark(
+            # Registered under "spark" only, and get_engine("spark") makes a SparkEngine: a cast, not a branch.
+            cast(SparkEngine, engine),
+            prep.sources,
+            prep.detector,
+            events=prep.events,
+            dup_factor=prep.dup_factor,
+            reweight=prep.reweight,
+            nfdump=job.option("nfdump", "nfdump"),
+        )
+        return prep.result(detector, job, time.perf_counter() - start)
+
+
+TRAINER = SparkTrainer()

@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from mlscale.data.formats._streams import ChunkStream, iter_chunks, open_binary
+from mlscale.data.streams import ChunkStream, iter_chunks, open_binary
 from mlscale.errors import DataFormatError
 
 __all__ = ["BINETFLOW_TYPES", "read_binetflow"]

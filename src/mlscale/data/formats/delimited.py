@@ -2,7 +2,7 @@
 
 Arrow's CSV parser does the work. Its delimiter is one byte, so a ``::``
 separator is rewritten to a tab on the fly (see
-:func:`~mlscale.data.formats._streams.replace_separator`); gzip and one-file zip
+:func:`~mlscale.data.streams.replace_separator`); gzip and one-file zip
 archives are read transparently. When Arrow rejects a row, the file is scanned
 again to name the line, so the error says where to look.
 
@@ -28,7 +28,7 @@ from typing import IO
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from mlscale.data.formats._streams import ChunkStream, iter_chunks, open_binary, replace_separator
+from mlscale.data.streams import ChunkStream, iter_chunks, open_binary, replace_separator
 from mlscale.errors import DataFormatError, ValidationError
 
 __all__ = ["Delimited", "read_delimited"]

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from mlscale.data.formats._streams import open_binary
+from mlscale.data.streams import open_binary
 from mlscale.errors import DataFormatError
 
 __all__ = ["IDX_TYPES", "read_idx"]

@@ -23,7 +23,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.json as pajson
 
-from mlscale.data.formats._streams import open_binary
+from mlscale.data.streams import open_binary
 from mlscale.errors import DataFormatError
 
 __all__ = ["read_json_lines"]

@@ -47,8 +47,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from mlscale.data.formats._streams import open_binary
 from mlscale.data.formats.jsonl import read_json_lines
+from mlscale.data.streams import open_binary
 from mlscale.errors import DataFormatError
 
 __all__ = ["DEFAULT_BATCH_ROWS", "ZeekHeader", "ZeekLog", "arrow_type", "iter_zeek_batches", "read_zeek"]
@@ -439,6 +439,30 @@ class ZeekLog:
     def read_all(self) -> pa.Table:
         """Every record as one table."""
         return pa.Table.from_batches(list(self), schema=self.schema)
+
+    @property
+    def first_record_line(self) -> int:
+        """1-based line of the first record (after a TSV log's ``#`` header); 1 for JSON."""
+        if self.is_json:
+            return 1
+        with open_binary(self.path) as stream:
+            for number, raw in enumerate(stream, start=1):
+                if raw.strip() and not raw.startswith(b"#"):
+                    return number
+        return 1
+
+    @property
+    def fields_line(self) -> int | None:
+        """1-based line of a TSV log's ``#fields`` header; None for JSON or a log without one."""
+        if self.is_json:
+            return None
+        with open_binary(self.path) as stream:
+            for number, raw in enumerate(stream, start=1):
+                if raw.startswith(b"#fields"):
+                    return number
+                if not raw.startswith(b"#"):
+                    return None
+        return None
 
 
 def _first_byte(path: Path) -> bytes:

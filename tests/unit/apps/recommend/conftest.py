@@ -6,7 +6,9 @@ import pyarrow as pa
 import pytest
 
 from mlscale.apps.recommend import ImplicitRecommender
-from mlscale.data import InteractionMatrix, InteractionReader, ingest_matrix
+from mlscale.apps.recommend.ingest import ingest_matrix
+from mlscale.apps.recommend.matrix import InteractionMatrix
+from mlscale.data import InteractionReader
 
 
 @pytest.fixture(scope="session")

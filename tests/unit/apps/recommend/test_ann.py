@@ -283,3 +283,48 @@ def test_hnsw_is_tuned_stored_and_read_back(tmp_path: Path, exact: ImplicitRecom
     assert loaded.ann_.kind == "hnsw"
     users = model.user_ids_[:30]
     assert np.array_equal(loaded.recommend(users, k=K).items, model.recommend(users, k=K).items)
+
+
+def _interactions(tmp_path: Path) -> str:
+    rng = np.random.default_rng(0)
+    users = rng.integers(0, 120, 2400)
+    items = (users % 6) * 20 + rng.integers(0, 20, 2400)
+    path = tmp_path / "interactions.csv"
+    path.write_text("user,item\n" + "".join(f"{u},{i}\n" for u, i in zip(users, items, strict=True)))
+    return str(path)
+
+
+def test_train_builds_the_index_of_a_factor_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    reg, data = str(tmp_path / "reg"), _interactions(tmp_path)
+    args = ["train", "recommend", "--data", data, "--name", "a", "--registry", reg, "--quiet"]
+    assert main([*args, "--model", "als", "--factors", "8", "--iterations", "3", "--ann-kind", "flat"]) == 0
+    model = from_artifact(open_store(reg).load("recommend/a"))
+    assert model.ann_ is not None
+    assert model.ann_.kind == "flat"
+    assert open_store(reg).load("recommend/a").manifest.extra["ann"]["recall_at_k"] == 1.0
+    # The default (auto) on this small catalogue: no index, the exact path.
+    assert main([*args[:5], "b", *args[6:], "--model", "als", "--factors", "8", "--iterations", "3"]) == 0
+    assert from_artifact(open_store(reg).load("recommend/b")).ann_ is None
+
+
+def test_item_item_models_never_get_an_index(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mlscale.apps.recommend.ann import index_model
+    from mlscale.apps.recommend.itemitem import EaseRecommender
+    from mlscale.apps.recommend.matrix import InteractionMatrix
+
+    reg, data = str(tmp_path / "reg"), _interactions(tmp_path)
+    args = ["train", "recommend", "--data", data, "--name", "e", "--registry", reg, "--quiet", "--model", "ease"]
+    assert main([*args, "--ann-kind", "flat"]) != 0  # refused before training: EASE has no item factors
+    assert "--ann-kind: an ease model has no item factors" in capsys.readouterr().err
+    assert main([*args, "--ann-exact-below", "1"]) == 0  # auto would index this size; not an item-item model
+    loaded = open_store(reg).load("recommend/e")
+    assert "ann" not in loaded.manifest.extra
+    assert from_artifact(loaded).ann_ is None
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(1)
+    users, items = rng.integers(0, 50, 500), rng.integers(0, 40, 500)
+    csr = sp.csr_matrix((np.ones(500, np.float32), (users, items)), shape=(50, 40))
+    ease = EaseRecommender().fit(InteractionMatrix(csr=csr, user_ids=np.arange(50), item_ids=np.arange(40)))
+    assert index_model(ease, {"ann_kind": "flat"}, quiet=True) is None
+    assert ease.ann_ is None

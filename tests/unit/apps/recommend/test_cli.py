@@ -29,6 +29,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Path
             "--quiet",
             "--threads",
             "2",
+            # ALS outright: these tests check ALS's defaults and its paths (the no-flag default has its own tests)
+            "--model",
+            "als",
         ]
     )
     assert status == 0

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mlscale.apps.recommend import ImplicitRecommender
-from mlscale.data import InteractionMatrix
+from mlscale.apps.recommend.matrix import InteractionMatrix
 from mlscale.errors import ValidationError
 
 STAR_WARS, EMPIRE, JEDI = 50, 172, 181

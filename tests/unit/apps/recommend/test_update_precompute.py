@@ -7,7 +7,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mlscale.apps.recommend import ImplicitRecommender, from_artifact, precompute, publish_model, update_model
-from mlscale.data import InteractionMatrix, interaction_schema
+from mlscale.apps.recommend.matrix import InteractionMatrix
+from mlscale.data import interaction_schema
 from mlscale.registry import open_store
 
 STAR_WARS, EMPIRE, JEDI = 50, 172, 181

@@ -264,3 +264,21 @@ def test_flow_schema_round_trip_types(capture001: pa.Table) -> None:
     assert capture001.schema.equals(FLOW_SCHEMA)
     assert capture001.column("src_port").type == pa.int32()
     assert pc.min(capture001.column("src_bytes")).as_py() >= 0
+
+
+def test_a_failed_ingest_leaves_nothing_that_looks_complete(slips: Path, tmp_path: Path) -> None:
+    source = tmp_path / "logs"
+    source.mkdir()
+    shutil.copy(slips / "test1-malicious.nfdump.csv", source / "a.csv")
+    first = ingest(source, tmp_path / "out", part_rows=1000)
+    assert first.flows == 4593
+    # A second log whose rows go bad deep inside: the ingest stops, and the earlier parts stay as they were.
+    good = (source / "a.csv").read_text().splitlines()
+    bad = [*good[:3000], good[3000].replace("TCP", "TCP,extra,,", 1).replace(",", ",x", 3), *good[3001:]]
+    (source / "b.csv").write_text("\n".join(bad) + "\n")
+    before = sorted(p.name for p in (tmp_path / "out" / "flows").iterdir())
+    with pytest.raises(DataFormatError):
+        ingest(source, tmp_path / "out", part_rows=1000)
+    assert sorted(p.name for p in (tmp_path / "out" / "flows").iterdir()) == before
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["flows"]  # no temporary folder left
+    assert pq.read_table(tmp_path / "out" / "flows").num_rows == 4593

@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from mlscale.apps import get_application
+from mlscale.apps import build_predictor, get_application
 from mlscale.apps.threat import FeedbackLog, ThreatDetector, publish_model
 from mlscale.apps.threat.predictor import Flow, ScoreRequest, ThreatPredictor
 from mlscale.apps.threat.scenario import ThreatScenario
@@ -68,7 +68,7 @@ def test_predictor_matches_batch_scoring(detector001: ThreatDetector, capture001
 
 
 def test_served_score_and_feedback_routes(registry: Path, capture001: pa.Table) -> None:
-    app = create_app(registry, ["c001=threat/c001"])
+    app = create_app(registry, ["c001=threat/c001"], predictor_factory=build_predictor)
     flows = _flows(capture001, 5)
 
     async def go() -> list[tuple[int, Any]]:
