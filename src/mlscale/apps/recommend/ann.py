@@ -1,6 +1,6 @@
 """Approximate top-k over the item factors (faiss), so a large catalogue stays fast to serve.
 
-(About 680 lines, one concept: the index, its tuning, storage and flags. The ``--ann-*`` flags are this
+(About 740 lines, one concept: the index, its tuning, storage and flags. The ``--ann-*`` flags are this
 module's own (:func:`add_flags`, added by the app's ``add_arguments`` to ``train`` and ``update``): the
 contract's generated flags describe the model family's params, and these are not a family's but every factor
 model's build settings; :func:`params_from_options` reads them from a ``Job``.)
