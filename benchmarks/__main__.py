@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from benchmarks import fleet, ingest, loadtest, overload, serve, soak, spark, threat, train, vision
+from benchmarks import ann, fleet, ingest, loadtest, overload, serve, soak, spark, threat, train, vision
 
 __all__ = ["main"]
 
@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_parser(sub)
     train.add_parser(sub)
     serve.add_parser(sub)
+    ann.add_parser(sub)
     loadtest.add_parser(sub)
     spark.add_parser(sub)
     threat.add_parser(sub)

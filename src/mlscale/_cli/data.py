@@ -65,10 +65,11 @@ def add_parser(sub: Any) -> None:
     verify.set_defaults(handler=_verify)
 
     # The lead's modules add their subcommands to this same group.
-    from mlscale._cli import ingest, synth
+    from mlscale._cli import ingest, synth, synth_model
 
     ingest.add_commands(group)
     synth.add_commands(group)
+    synth_model.add_command(group)  # a recommender with synthetic factors: large catalogues, no training
 
 
 def _size(n: int) -> str:

@@ -10,6 +10,7 @@ import scipy.sparse as sp
 
 from mlscale.apps.base import Artifact
 from mlscale.apps.base import publish_model as publish
+from mlscale.apps.recommend import ann
 from mlscale.apps.recommend.itemitem import ITEM_ITEM_KINDS, item_item_class
 from mlscale.apps.recommend.model import ImplicitRecommender
 from mlscale.errors import ArtifactError
@@ -62,6 +63,10 @@ class RecommendCodec:
             "items": model.n_items,
             "interactions": int(seen.nnz),
         }
+        index = getattr(model, "ann_", None)
+        if index is not None:  # the index: its own checksummed file, its facts in the manifest
+            arrays[ann.ARRAY_KEY] = index.to_array()
+            info[ann.META_KEY] = index.meta
         return Artifact(arrays=arrays, params=model.get_params(), extra=info)
 
     def from_artifact(self, loaded: LoadedModel) -> ImplicitRecommender:
@@ -131,4 +136,17 @@ def from_artifact(loaded: LoadedModel) -> ImplicitRecommender:
         fold_in_weight=float(manifest.extra.get("fold_in_weight", 1.0)),
         item_popularity=np.asarray(a["item_popularity"]),
     )
+    meta = manifest.extra.get(ann.META_KEY)
+    if meta is not None:
+        if kind in ITEM_ITEM_KINDS:  # no item factors to index: a manifest that says otherwise was tampered with
+            raise ArtifactError(f"{manifest.ref}: an item-item model cannot carry an approximate index")
+        if ann.ARRAY_KEY not in a:
+            raise ArtifactError(f"{manifest.ref}: the manifest describes an index but {ann.ARRAY_KEY}.npy is missing")
+        model.ann_ = ann.AnnIndex.from_array(
+            a[ann.ARRAY_KEY],
+            dict(meta),
+            n_items=model.n_items,
+            factors=int(model.item_factors_.shape[1]),
+            where=f"{manifest.ref}: {ann.ARRAY_KEY}.npy",
+        )
     return model

@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from mlscale.apps.args import add_registry_arg, registry_root
 from mlscale.apps.base import Application, Codec, Job, TrainResult, params_to_dict
+from mlscale.apps.recommend import ann
 from mlscale.apps.recommend._artifact import APP, CODEC, from_artifact
 from mlscale.apps.recommend.defaults import auto_model
 from mlscale.apps.recommend.evaluate import EvaluationReport, SplitMethod, evaluate_fit
@@ -137,6 +138,7 @@ class LocalTrainer:
     param_defaults: Mapping[str, Any] = {}
 
     def fit(self, engine: Engine, job: Job, params: Any) -> TrainResult:
+        ann.check_family(params.family, job.options)  # before the training it would waste
         budget = parse_size(job.option("memory_budget", f"{DEFAULT_MEMORY_BUDGET >> 20}M"))
         stream = _stream(job)
         tuning, auto = bool(job.option("tune")), params.family == "auto"
@@ -188,6 +190,7 @@ class LocalTrainer:
             report = evaluate_fit(table, fit, split=default_split(table))
             print(report.table())
             metrics.update(report.metrics())
+        ann.index_model(model, job.options, quiet=bool(job.option("quiet")))  # factor models only
         return TrainResult(
             model,
             metrics,
@@ -314,6 +317,7 @@ class RecommendApp(Application):
                 help="also measure quality on a held-out split and store the metrics",
             )
             parser.add_argument("--quiet", action="store_true", help="no progress bar")
+            ann.add_flags(parser)
             add_reader_args(parser)
         elif verb == "evaluate":
             parser.add_argument("--data", required=True, help="catalogue name, file or folder of interactions")
@@ -346,6 +350,7 @@ class RecommendApp(Application):
             parser.add_argument("--quiet", action="store_true", help="no progress bar")
             add_reader_args(parser)
         elif verb == "update":
+            ann.add_flags(parser, inherit=True)
             add_reader_args(parser)
         elif verb == "precompute":
             parser.add_argument("--k", type=int, default=100, help="items per user (default: 100)")

@@ -4,7 +4,8 @@ Training weights the user x item matrix (BM25 by default, which tames heavy
 users and very popular items), then fits :mod:`implicit`'s CPU model with the
 confidence ``C = 1 + alpha * weight``. Scoring uses :func:`implicit.cpu.topk.topk`
 over the stored factor arrays, so a model loaded from memory-mapped registry
-files recommends without copying them.
+files recommends without copying them; a model with an approximate index
+(``ann_``, :mod:`mlscale.apps.recommend.ann`) proposes candidates through it.
 
 Cold start, in order:
 
@@ -31,7 +32,7 @@ import inspect
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -40,6 +41,9 @@ from threadpoolctl import threadpool_limits
 
 from mlscale.apps.recommend.matrix import InteractionMatrix, lookup_ids
 from mlscale.errors import ValidationError
+
+if TYPE_CHECKING:
+    from mlscale.apps.recommend.ann import AnnIndex
 
 __all__ = ["DEFAULT_REGULARIZATION", "MAX_K", "ImplicitRecommender", "Recommendations"]
 
@@ -230,6 +234,8 @@ class ImplicitRecommender:
         self._user_sorter = np.argsort(user_ids, kind="stable")
         self._item_sorter = np.argsort(item_ids, kind="stable")
         self._gram: npt.NDArray[np.float32] | None = None
+        # An approximate item index (apps/recommend/ann.py); attached after fitting or loading.
+        self.ann_: AnnIndex | None = None
 
     @property
     def regularization_(self) -> float:
@@ -424,9 +430,22 @@ class ImplicitRecommender:
         seen: sp.csr_matrix | None,
         candidates: npt.NDArray[np.int64] | None,
         excluded: npt.NDArray[np.int64],
+        approximate: bool = True,
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
         from implicit.cpu.topk import topk
 
+        if approximate and candidates is None and self.ann_ is not None:
+            return self.ann_.topk(
+                query,
+                k,
+                self.item_factors_,
+                seen=None if seen is None else (seen.indptr, seen.indices),
+                excluded=excluded,
+                exact=lambda sub: self._topk(
+                    query[sub], k, None if seen is None else seen[sub], None, excluded, approximate=False
+                ),
+                threads=self.threads,
+            )
         factors = self.item_factors_
         if candidates is not None:
             if candidates.size == 0:
@@ -479,7 +498,10 @@ class ImplicitRecommender:
         out_items = np.full((idx.size, k), -1, np.int64)
         out_scores = np.full((idx.size, k), -np.inf, np.float32)
         known = np.flatnonzero(idx >= 0)
-        if known.size:
+        if known.size and self.ann_ is not None and self.ann_.similar_ok:
+            ids, scores = self.ann_.similar(idx[known], k, self.item_factors_, threads=self.threads)
+            out_items[known], out_scores[known] = ids, scores
+        elif known.size:
             norms = np.linalg.norm(self.item_factors_, axis=1).astype(np.float32)
             norms[norms == 0] = 1.0
             query = self.item_factors_[idx[known]] / norms[idx[known], None]

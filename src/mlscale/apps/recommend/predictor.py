@@ -13,7 +13,9 @@ scored together: one matrix product of the users' factors with the item
 factors, the seen items masked in place, one partial sort. That path gives
 exactly what :meth:`ImplicitRecommender.recommend` gives (the tests compare
 them); the rare requests it does not cover (``recent_items``, unknown users)
-go through :meth:`ImplicitRecommender.recommend` itself.
+go through :meth:`ImplicitRecommender.recommend` itself. A model that carries an
+approximate index (:mod:`mlscale.apps.recommend.ann`) is scored through it instead
+(``include`` excepted), with the same seen-item and ``exclude`` filters.
 
 >>> import numpy as np
 >>> from mlscale.apps.recommend.matrix import InteractionMatrix
@@ -37,6 +39,7 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
+from mlscale.apps.recommend.ann import AnnIndex, gather_rows
 from mlscale.apps.recommend.model import MAX_K, ImplicitRecommender, Recommendations
 from mlscale.errors import MlscaleError, ValidationError
 from mlscale.serve.predictor import Action, Predictor
@@ -242,6 +245,9 @@ class RecommendPredictor(Predictor):
     def warm(self) -> None:
         # Fault the memory-mapped pages in and exercise each path once (BLAS, fold-in, popularity).
         float(self._y.sum()) + float(self._x.sum()) + int(self._indices.sum())
+        index = getattr(self.model, "ann_", None)  # only factor models carry one
+        if index is not None:
+            index.warm()
         users = self.model.user_ids_[: min(64, self.model.n_users)].tolist()
         first_item = self._item_ids[:1].tolist()
         requests = [
@@ -428,8 +434,23 @@ class RecommendPredictor(Predictor):
         exclude_seen: bool,
         include: tuple[Id, ...] | None,
         exclude: tuple[Id, ...] | None,
+        approximate: bool = True,
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
         """Top-k item columns and scores for known users; -1 / -inf where fewer than k items qualify."""
+        ann: AnnIndex | None = getattr(self.model, "ann_", None)  # only factor models carry one
+        if approximate and include is None and ann is not None:
+            exc_rows = np.empty(0, np.int64)
+            if exclude is not None:
+                exc_rows = self.model.item_index(list(exclude), "exclude")
+                exc_rows = np.unique(exc_rows[exc_rows >= 0])
+            return ann.topk(
+                self._x[rows],
+                k,
+                self._y,
+                seen=gather_rows(self._indptr, self._indices, rows) if exclude_seen else None,
+                excluded=exc_rows,
+                exact=lambda sub: self._score(rows[sub], k, exclude_seen, None, exclude, approximate=False),
+            )
         y = self._y
         cand: npt.NDArray[np.int64] | None = None
         if include is not None:

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from mlscale.apps.base import Job, TrainResult, params_from_dict, params_to_dict
+from mlscale.apps.recommend import ann
 from mlscale.apps.recommend.itemitem import EaseRecommender
 from mlscale.apps.recommend.model import ImplicitRecommender
 from mlscale.apps.recommend.params import AlsParams, AutoParams, EaseParams
@@ -52,6 +53,7 @@ class SparkTrainer:
                 "train --tune searches on the local engine; use --engine local (or `mlscale tune recommend`)",
                 hint="on Spark: train a family outright, e.g. --model als",
             )
+        ann.check_family(params.family, job.options)
         if params.family == "knn":
             raise ConfigError("item-kNN trains on the local engine only; use --engine local, or --model ease / als")
         if job.option("evaluate") and params.family != "als":
@@ -85,6 +87,7 @@ class SparkTrainer:
                 metrics.update(report.metrics())
         finally:
             staged.close()
+        ann.index_model(model, job.options, quiet=bool(job.option("quiet")))  # factor models only
         matrix = InteractionMatrix(csr=model.seen_, user_ids=model.user_ids_, item_ids=model.item_ids_)
         return TrainResult(
             model,

@@ -24,6 +24,7 @@ import pyarrow as pa
 import scipy.sparse as sp
 
 from mlscale.apps.base import Job, TrainResult
+from mlscale.apps.recommend import ann
 from mlscale.apps.recommend.idmap import IdMap
 from mlscale.apps.recommend.itemitem import ItemItemRecommender
 from mlscale.apps.recommend.model import ImplicitRecommender, solve_rows, weight_matrix
@@ -136,6 +137,10 @@ class Updater:
         start = time.perf_counter()
         updated = update_model(model, new)
         took = time.perf_counter() - start
+        # New item factors: the old index no longer describes them. Rebuilt as it was built (flags override).
+        old_index = getattr(model, "ann_", None)
+        base = None if old_index is None else ann.AnnParams(**old_index.meta["params"])
+        ann.index_model(updated, job.options, base=base, quiet=bool(job.option("quiet")))
         return TrainResult(
             updated,
             {"update_seconds": round(took, 3)},
