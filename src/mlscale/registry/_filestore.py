@@ -48,10 +48,20 @@ import pyarrow.parquet as pq
 from mlscale._version import __version__
 from mlscale.errors import ArtifactError, ModelNotFoundError, RegistryError, ValidationError
 from mlscale.registry._checksum import sha256_file
+from mlscale.registry._common import (
+    MANIFEST,
+    MANIFEST_SHA,
+    as_ref,
+    check_promote_alias,
+    check_remove_request,
+    model_not_found,
+    shorten,
+    write_manifest_files,
+)
 from mlscale.registry._fs import atomic_write_bytes, exclusive_lock, fsync_dir, fsync_file, random_token
 from mlscale.registry._manifest import Manifest
 from mlscale.registry._names import check_name, is_valid_name
-from mlscale.registry._ref import LATEST, ModelRef, check_alias
+from mlscale.registry._ref import LATEST, ModelRef
 from mlscale.registry._store import NO_ITEMS, LoadedModel, Store
 
 __all__ = ["ALLOWED_SUFFIXES", "FileStore"]
@@ -61,8 +71,6 @@ ALLOWED_SUFFIXES = (".npy", ".npz", ".parquet", ".safetensors", ".json")
 #: File types refused with an explicit "pickle" message: loading them can run code.
 PICKLE_SUFFIXES = frozenset({".pkl", ".pickle", ".joblib", ".dill", ".pt", ".pth"})
 
-MANIFEST = "manifest.json"
-MANIFEST_SHA = "manifest.sha256"
 ALIASES = "aliases.json"
 FLOOR = ".version-floor"
 LOCK = ".lock"
@@ -70,15 +78,6 @@ TMP_PREFIX = ".tmp-publish-"
 TRASH_PREFIX = ".trash-"
 
 _MAX_PUBLISH_ATTEMPTS = 1000
-_SHOW_AT_MOST = 20
-
-
-def _as_ref(ref: ModelRef | str) -> ModelRef:
-    if isinstance(ref, ModelRef):
-        return ref
-    if isinstance(ref, str):
-        return ModelRef.parse(ref)
-    raise RegistryError(f"invalid model reference {ref!r}: expected 'app/name[@alias|@VERSION]' or a ModelRef")
 
 
 def _real_dir(path: Path) -> bool:
@@ -91,13 +90,6 @@ def _version_number(name: str) -> int | None:
     if name.isascii() and name.isdigit() and not name.startswith("0"):
         return int(name)
     return None
-
-
-def _shorten(items: list[str]) -> str:
-    if not items:
-        return "none"
-    more = len(items) - _SHOW_AT_MOST
-    return ", ".join(items[:_SHOW_AT_MOST]) + (f" and {more} more" if more > 0 else "")
 
 
 def _json_default(value: object) -> object:
@@ -229,13 +221,7 @@ class FileStore(Store):
         return [f"{a}/{n}" for a in apps for n in self._subdirs(self._root / a) if self._versions(self._root / a / n)]
 
     def _model_not_found(self, app: str, name: str) -> ModelNotFoundError:
-        known = self._models()
-        if not known:
-            return ModelNotFoundError(
-                f"no model {app}/{name}: the registry {self._root} is empty",
-                hint="train and publish a model first, or pass the right --registry",
-            )
-        return ModelNotFoundError(f"no model {app}/{name} in {self._root}; models there: {_shorten(known)}")
+        return model_not_found(app, name, self._root, self._models())
 
     # -- small state files -------------------------------------------------------------------------
 
@@ -326,20 +312,12 @@ class FileStore(Store):
 
     @staticmethod
     def _write_manifest(folder: Path, manifest: Manifest) -> None:
-        raw = manifest.to_json().encode()
-        for filename, data in (
-            (MANIFEST, raw),
-            (MANIFEST_SHA, f"{_sha256_bytes(raw)}  {MANIFEST}\n".encode()),
-        ):
-            with open(folder / filename, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
+        write_manifest_files(folder, manifest.to_json().encode())
 
     # -- Store API -----------------------------------------------------------------------------------
 
     def current_version(self, ref: ModelRef | str) -> int:
-        ref = _as_ref(ref)
+        ref = as_ref(ref)
         model_dir = self._model_dir(ref.app, ref.name)
         if ref.is_latest:
             versions = self._versions(model_dir)
@@ -375,12 +353,12 @@ class FileStore(Store):
             if not versions:
                 raise self._model_not_found(ref.app, ref.name)
             raise ModelNotFoundError(
-                f"{ref.model} has no version {version}; versions: {_shorten([str(v) for v in versions])}"
+                f"{ref.model} has no version {version}; versions: {shorten([str(v) for v in versions])}"
             )
         return version
 
     def resolve(self, ref: ModelRef | str) -> Manifest:
-        ref = _as_ref(ref)
+        ref = as_ref(ref)
         return self._read_manifest(ref.app, ref.name, self.current_version(ref))
 
     def aliases(self, app: str, name: str) -> dict[str, int]:
@@ -530,7 +508,7 @@ class FileStore(Store):
         )
 
     def load(self, ref: ModelRef | str, *, mmap: bool = True, verify: bool = True) -> LoadedModel:
-        ref = _as_ref(ref)
+        ref = as_ref(ref)
         version = self.current_version(ref)
         manifest = self._read_manifest(ref.app, ref.name, version)
         vdir = self._model_dir(ref.app, ref.name) / str(version)
@@ -611,13 +589,8 @@ class FileStore(Store):
                 )
 
     def promote(self, ref: ModelRef | str, alias: str) -> Manifest:
-        ref = _as_ref(ref)
-        check_alias(alias)
-        if alias == LATEST:
-            raise RegistryError(
-                "alias 'latest' always means the highest version and cannot be moved",
-                hint="use another alias, such as 'production' or 'staging'",
-            )
+        ref = as_ref(ref)
+        check_promote_alias(alias)
         model_dir = self._model_dir(ref.app, ref.name)
         if not self._versions(model_dir):
             self._check_root()
@@ -641,15 +614,9 @@ class FileStore(Store):
     def remove(
         self, ref: ModelRef | str, *, force: bool = False, all_versions: bool = False
     ) -> builtins.list[Manifest]:
-        ref = _as_ref(ref)
+        ref = as_ref(ref)
         model_dir = self._model_dir(ref.app, ref.name)
-        if all_versions and not ref.is_latest:
-            raise RegistryError(f"removing all versions takes a model ('{ref.model}'), not one version ('{ref}')")
-        if not all_versions and ref.is_latest:
-            raise RegistryError(
-                f"say which version of {ref.model} to remove, e.g. '{ref.model}@3'",
-                hint="to remove the model with every version, use all_versions=True (--all)",
-            )
+        check_remove_request(ref, all_versions=all_versions)
         if not self._versions(model_dir):
             self._check_root()
             raise self._model_not_found(ref.app, ref.name)

@@ -75,11 +75,20 @@ import pyarrow as pa
 
 from mlscale.config import default_cache_dir
 from mlscale.errors import ArtifactError, ModelNotFoundError, RegistryError
-from mlscale.registry._filestore import ALLOWED_SUFFIXES, MANIFEST, MANIFEST_SHA, FileStore
+from mlscale.registry._common import (
+    MANIFEST,
+    as_ref,
+    check_promote_alias,
+    check_remove_request,
+    model_not_found,
+    shorten,
+    write_manifest_files,
+)
+from mlscale.registry._filestore import ALLOWED_SUFFIXES, FileStore
 from mlscale.registry._fs import exclusive_lock, fsync_dir, random_token
 from mlscale.registry._manifest import Manifest
 from mlscale.registry._names import check_name, is_valid_name
-from mlscale.registry._ref import LATEST, ModelRef, check_alias
+from mlscale.registry._ref import LATEST, ModelRef
 from mlscale.registry._s3 import PreconditionFailedError, S3Bucket
 from mlscale.registry._store import NO_ITEMS, LoadedModel, Store
 from mlscale.registry._synclog import sync_line_log
@@ -90,14 +99,6 @@ _RECORD_FORMAT = 1
 _MAX_PUBLISH_ATTEMPTS = 100
 _MAX_CAS_ATTEMPTS = 50
 _CHUNK = 1 << 20
-_SHOW_AT_MOST = 20
-
-
-def _shorten(items: list[str]) -> str:
-    if not items:
-        return "none"
-    more = len(items) - _SHOW_AT_MOST
-    return ", ".join(items[:_SHOW_AT_MOST]) + (f" and {more} more" if more > 0 else "")
 
 
 class ObjectStore(Store):
@@ -173,13 +174,7 @@ class ObjectStore(Store):
         return [f"{a}/{n}" for a in apps for n in self._children(f"{base}{a}/", action) if self._versions(a, n)]
 
     def _model_not_found(self, app: str, name: str) -> ModelNotFoundError:
-        known = self._models()
-        if not known:
-            return ModelNotFoundError(
-                f"no model {app}/{name}: the registry {self._location} is empty",
-                hint="train and publish a model first, or pass the right --registry",
-            )
-        return ModelNotFoundError(f"no model {app}/{name} in {self._location}; models there: {_shorten(known)}")
+        return model_not_found(app, name, self._location, self._models())
 
     # -- small state objects ----------------------------------------------------------------------------
 
@@ -264,14 +259,14 @@ class ObjectStore(Store):
     # -- Store API -----------------------------------------------------------------------------------------
 
     def current_version(self, ref: ModelRef | str) -> int:
-        ref = _as_ref(ref)
+        ref = as_ref(ref)
         if ref.version is not None:
             versions = self._versions(ref.app, ref.name)
             if ref.version not in versions:
                 if not versions:
                     raise self._model_not_found(ref.app, ref.name)
                 raise ModelNotFoundError(
-                    f"{ref.model} has no version {ref.version}; versions: {_shorten([str(v) for v in versions])}"
+                    f"{ref.model} has no version {ref.version}; versions: {shorten([str(v) for v in versions])}"
                 )
             return ref.version
         if ref.is_latest:
@@ -293,7 +288,7 @@ class ObjectStore(Store):
         )
 
     def resolve(self, ref: ModelRef | str) -> Manifest:
-        ref = _as_ref(ref)
+        ref = as_ref(ref)
         return self._read_record(ref.app, ref.name, self.current_version(ref))[0]
 
     def aliases(self, app: str, name: str) -> dict[str, int]:
@@ -373,14 +368,14 @@ class ObjectStore(Store):
     def _keep_in_cache(self, folder: Path, manifest: Manifest) -> None:
         """Move a just-published staging folder into the cache as that version (a free hit later)."""
         target = self._cache_root / manifest.app / manifest.name / str(manifest.version)
-        _write_manifest_files(folder, manifest.to_json().encode())
+        write_manifest_files(folder, manifest.to_json().encode())
         target.parent.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(OSError):  # another process cached it first: theirs is as good
             folder.rename(target)
             fsync_dir(target.parent)
 
     def load(self, ref: ModelRef | str, *, mmap: bool = True, verify: bool = True) -> LoadedModel:
-        ref = _as_ref(ref)
+        ref = as_ref(ref)
         version = self.current_version(ref)
         manifest, token, raw = self._read_record(ref.app, ref.name, version)
         model_dir = self._cache_root / ref.app / ref.name
@@ -444,7 +439,7 @@ class ObjectStore(Store):
                         "corrupted after publish",
                         hint="restore the object or publish the model again",
                     )
-            _write_manifest_files(tmp, raw)
+            write_manifest_files(tmp, raw)
             fsync_dir(tmp)
             if target.exists():  # a stale copy from a registry that was wiped and refilled
                 shutil.rmtree(target)
@@ -454,13 +449,8 @@ class ObjectStore(Store):
             shutil.rmtree(tmp, ignore_errors=True)
 
     def promote(self, ref: ModelRef | str, alias: str) -> Manifest:
-        ref = _as_ref(ref)
-        check_alias(alias)
-        if alias == LATEST:
-            raise RegistryError(
-                "alias 'latest' always means the highest version and cannot be moved",
-                hint="use another alias, such as 'production' or 'staging'",
-            )
+        ref = as_ref(ref)
+        check_promote_alias(alias)
         version = self.current_version(ref)
         manifest = self._read_record(ref.app, ref.name, version)[0]
         self._update_aliases(ref.app, ref.name, {alias: version})
@@ -469,14 +459,8 @@ class ObjectStore(Store):
     def remove(
         self, ref: ModelRef | str, *, force: bool = False, all_versions: bool = False
     ) -> builtins.list[Manifest]:
-        ref = _as_ref(ref)
-        if all_versions and not ref.is_latest:
-            raise RegistryError(f"removing all versions takes a model ('{ref.model}'), not one version ('{ref}')")
-        if not all_versions and ref.is_latest:
-            raise RegistryError(
-                f"say which version of {ref.model} to remove, e.g. '{ref.model}@3'",
-                hint="to remove the model with every version, use all_versions=True (--all)",
-            )
+        ref = as_ref(ref)
+        check_remove_request(ref, all_versions=all_versions)
         versions = self._versions(ref.app, ref.name)
         if not versions:
             raise self._model_not_found(ref.app, ref.name)
@@ -517,23 +501,3 @@ class ObjectStore(Store):
             keys, _ = self._s3.list(self._model_key(ref.app, ref.name, "data", token) + "/", action)
             self._s3.delete(keys, action)
         return removed
-
-
-def _as_ref(ref: ModelRef | str) -> ModelRef:
-    if isinstance(ref, ModelRef):
-        return ref
-    if isinstance(ref, str):
-        return ModelRef.parse(ref)
-    raise RegistryError(f"invalid model reference {ref!r}: expected 'app/name[@alias|@VERSION]' or a ModelRef")
-
-
-def _write_manifest_files(folder: Path, raw: bytes) -> None:
-    """``manifest.json`` and its ``manifest.sha256`` sidecar, as the file store lays them out."""
-    for filename, data in (
-        (MANIFEST, raw),
-        (MANIFEST_SHA, f"{hashlib.sha256(raw).hexdigest()}  {MANIFEST}\n".encode()),
-    ):
-        with open(folder / filename, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import errno
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -18,27 +18,11 @@ from mlscale.errors import DataError, ValidationError
 
 INT64 = pa.int64()
 
-
-def batches(users: np.ndarray, items: np.ndarray, size: int, id_type: pa.DataType = INT64) -> list[pa.RecordBatch]:
-    schema = interaction_schema(id_type)
-    out = []
-    for s in range(0, users.size, size):
-        n = min(size, users.size - s)
-        out.append(
-            pa.RecordBatch.from_arrays(
-                [
-                    pa.array(users[s : s + n], type=id_type),
-                    pa.array(items[s : s + n], type=id_type),
-                    pa.array(np.ones(n, np.float32)),
-                    pa.nulls(n, pa.int64()),
-                ],
-                schema=schema,
-            )
-        )
-    return out
+#: The ``batches`` fixture (tests/unit/conftest.py).
+BatchMaker = Callable[..., list[pa.RecordBatch]]
 
 
-def test_parquet_parts_are_atomic(tmp_path: Path) -> None:
+def test_parquet_parts_are_atomic(tmp_path: Path, batches: BatchMaker) -> None:
     users = np.arange(100)
     files = ingest_parquet(batches(users, users, 10), tmp_path / "out", rows_per_file=30)
     assert len(files) == 4
@@ -61,7 +45,7 @@ def test_parse_size() -> None:
         parse_size("lots")
 
 
-def test_part_writer_cuts_batches_at_the_part_size(tmp_path: Path) -> None:
+def test_part_writer_cuts_batches_at_the_part_size(tmp_path: Path, batches: BatchMaker) -> None:
     users = np.arange(100)
     with PartWriter(tmp_path / "out", rows_per_file=40) as parts:
         for batch in batches(users, users, 30):
@@ -88,7 +72,7 @@ def _disk_full(*args: object, **kwargs: object) -> None:
 
 
 def test_part_writer_turns_a_full_disk_into_a_data_error_and_leaves_nothing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batches: BatchMaker
 ) -> None:
     users = np.arange(100)
     ingest_parquet(batches(users, users, 10), tmp_path / "out", rows_per_file=30)
@@ -105,7 +89,9 @@ def test_part_writer_turns_a_full_disk_into_a_data_error_and_leaves_nothing(
     assert pq.read_table(tmp_path / "out").num_rows == 100  # the earlier output is untouched
 
 
-def test_part_writer_reports_a_failed_swap_and_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_part_writer_reports_a_failed_swap_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batches: BatchMaker
+) -> None:
     users = np.arange(10)
     parts = PartWriter(tmp_path / "out")
     parts.write(batches(users, users, 10)[0])
@@ -115,7 +101,7 @@ def test_part_writer_reports_a_failed_swap_and_leaves_nothing(tmp_path: Path, mo
     assert list(tmp_path.iterdir()) == []
 
 
-def test_part_writer_fixed_schema_and_empty_commit(tmp_path: Path) -> None:
+def test_part_writer_fixed_schema_and_empty_commit(tmp_path: Path, batches: BatchMaker) -> None:
     schema = interaction_schema(pa.int64())
     with PartWriter(tmp_path / "empty", schema=schema) as parts:
         pass

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -8,36 +9,20 @@ import pytest
 
 from mlscale.apps.recommend.ingest import ingest_matrix
 from mlscale.apps.recommend.matrix import InteractionMatrix
-from mlscale.data.readers import InteractionReader, interaction_schema
+from mlscale.data.readers import InteractionReader
 from mlscale.errors import DataError
 
 INT64 = pa.int64()
 
-
-def batches(users: np.ndarray, items: np.ndarray, size: int, id_type: pa.DataType = INT64) -> list[pa.RecordBatch]:
-    schema = interaction_schema(id_type)
-    out = []
-    for s in range(0, users.size, size):
-        n = min(size, users.size - s)
-        out.append(
-            pa.RecordBatch.from_arrays(
-                [
-                    pa.array(users[s : s + n], type=id_type),
-                    pa.array(items[s : s + n], type=id_type),
-                    pa.array(np.ones(n, np.float32)),
-                    pa.nulls(n, pa.int64()),
-                ],
-                schema=schema,
-            )
-        )
-    return out
+#: The ``batches`` fixture (tests/unit/conftest.py).
+BatchMaker = Callable[..., list[pa.RecordBatch]]
 
 
 def dense_by_id(m: InteractionMatrix) -> np.ndarray:
     return m.csr[np.argsort(m.user_ids)][:, np.argsort(m.item_ids)].toarray()
 
 
-def test_matrix_matches_in_memory_reference_with_spilling(tmp_path: Path) -> None:
+def test_matrix_matches_in_memory_reference_with_spilling(tmp_path: Path, batches: BatchMaker) -> None:
     rng = np.random.default_rng(7)
     users = rng.integers(0, 3000, 400_000)
     items = rng.zipf(1.5, 400_000) % 5000
@@ -50,7 +35,7 @@ def test_matrix_matches_in_memory_reference_with_spilling(tmp_path: Path) -> Non
     assert list(tmp_path.iterdir()) == []  # spill files removed
 
 
-def test_string_and_sparse_integer_ids() -> None:
+def test_string_and_sparse_integer_ids(batches: BatchMaker) -> None:
     users = np.array(["b", "a", "b", "c"])
     items = np.array(["x", "y", "x", "z"])
     m = ingest_matrix(batches(users, items, 2, pa.string()))
