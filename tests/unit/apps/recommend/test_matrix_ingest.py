@@ -68,7 +68,7 @@ def test_empty_stream_is_an_error() -> None:
 
 
 @pytest.mark.parametrize("layout", ["grouped", "grouped-spanning", "shuffled"])
-def test_grouped_and_shuffled_logs_build_the_same_matrix(layout: str, tmp_path: Path) -> None:
+def test_grouped_and_shuffled_logs_build_the_same_matrix(layout: str, tmp_path: Path, batches: BatchMaker) -> None:
     # Grouped logs take the scatter's copy paths; a user spanning batches, or shuffled rows, the general one.
     rng = np.random.default_rng(3)
     users = np.sort(rng.integers(0, 2000, 300_000))
