@@ -1,7 +1,8 @@
 """Stream interaction logs (user, item, rating, timestamp) from text or Parquet files.
 
-(About 700 lines, over the usual 600: sniffing, cutting blocks of whole lines and the checked slow path
-that names every bad row share the line bookkeeping; split apart, each would need it passed around.)
+(About 800 lines, over the usual 600: sniffing, cutting blocks of whole lines, the parallel fast path and the
+checked slow path that names every bad row share the line bookkeeping; split apart, each would need it passed
+around.)
 
 The reader never holds a whole file: it cuts the text (plain, gzip or a
 one-file zip, opened by :func:`mlscale.data.streams.open_binary`) into blocks

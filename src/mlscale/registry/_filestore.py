@@ -21,6 +21,9 @@ therefore see a version completely or not at all.
 corruption (the manifest in turn guards every artifact). It is not a
 signature: someone who can write to the registry can rewrite both, so protect
 the folder with file permissions.
+
+(About 700 lines, over the usual 600: publish, load, verification, aliases and removal all follow the one
+folder layout described above and its locking; split by verb, each piece would re-derive the layout.)
 """
 
 from __future__ import annotations
