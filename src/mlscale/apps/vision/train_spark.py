@@ -57,15 +57,23 @@ def _worker(spec: str, data_dir: str, params_dict: dict[str, Any], on_error: str
             ddp, dataset, train_idx, val_idx, meta, params, torch.device("cpu"), rank=rank, world=world, progress=False
         )
         net.load_state_dict(best)
-        if rank != 0:
-            return {}
-        return {
-            "weights": weights_bytes(net),
-            "meta": meta.to_dict(),
-            "history": history,
-            "skipped": dataset.skipped,
-            "world": world,
-        }
+        result = (
+            {
+                "weights": weights_bytes(net),
+                "meta": meta.to_dict(),
+                "history": history,
+                "skipped": dataset.skipped,
+                "world": world,
+            }
+            if rank == 0
+            else None
+        )
+        # Every torchrun process writes its return value to the same output file (pyspark's run script), in
+        # whatever order they finish: each returns rank 0's result, so the file holds it whoever writes last.
+        shared: list[Any] = [result]
+        dist.broadcast_object_list(shared, src=0)
+        out: dict[str, Any] = shared[0]
+        return out
     finally:
         dist.destroy_process_group()
 
